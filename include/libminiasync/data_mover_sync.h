@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * data_mover_sync.h -- a mover that does every operation on the calling
+ * thread, during the first poll of its future.
+ */
+
+#ifndef DATA_MOVER_SYNC_H
+#define DATA_MOVER_SYNC_H 1
+
+#include "vdm.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct data_mover_sync;
+
+/* A new synchronous mover, or NULL when out of memory. */
+struct data_mover_sync *data_mover_sync_new(void);
+
+/* The mover's `struct vdm`, at the same address as the mover. */
+struct vdm *data_mover_sync_get_vdm(struct data_mover_sync *dms);
+
+/* Releases the mover (NULL is ignored). Its futures must be finished. */
+void data_mover_sync_delete(struct data_mover_sync *dms);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DATA_MOVER_SYNC_H */

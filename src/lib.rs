@@ -1,0 +1,29 @@
+//! miniasync-rs: a Rust implementation of libminiasync 0.2.1 and
+//! libminiasync-vdm-dml behind their exact C ABI.
+//!
+//! # Layers
+//! - [`abi`]: `#[repr(C)]` mirrors of the public C types, with layout pins;
+//!   cbindgen generates the C definitions from them. No behaviour.
+//! - [`ffi`]: every `#[no_mangle]` export and every callback stored in a
+//!   `struct vdm`. Each one validates its pointers, runs the safe core behind
+//!   a panic boundary and converts the result for C.
+//! - everything else ([`future`], [`runtime`], [`mover`]) is the safe core.
+//!
+//! # Safety vocabulary
+//! The `# Safety` sections of this crate use these terms:
+//! - *valid for reads/writes*: as in `core::ptr`, for the stated size;
+//! - *a live future*: a pointer to a `struct future` followed by
+//!   `context.data_size + context.output_size` bytes that the caller owns
+//!   and nobody else touches for the duration of the call;
+//! - *an op handle*: a pointer returned by one of our `op_new` callbacks and
+//!   not yet passed to `op_delete`; it points to a record owned by a pool
+//!   that lives as long as its mover.
+
+#[cfg(all(not(test), not(panic = "abort")))]
+compile_error!("miniasync must be built with panic = \"abort\": panics must never unwind into C");
+
+pub mod abi;
+pub mod ffi;
+pub mod future;
+pub mod mover;
+pub mod runtime;
