@@ -1,0 +1,1 @@
+//! DSA engine: descriptors, completion records, discovery, portals, submission.

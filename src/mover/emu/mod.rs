@@ -1,0 +1,1 @@
+//! Emulated DSA work queue (see DSA.md section 8).
