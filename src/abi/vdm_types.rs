@@ -5,7 +5,7 @@
 
 use core::ffi::{c_int, c_uint, c_void};
 
-use super::future::{future_has_property_fn, future_notifier, future_state};
+use super::future_types::{future_has_property_fn, future_notifier, future_state};
 
 /// The kind of work an operation does.
 #[repr(C)]
@@ -163,8 +163,9 @@ pub type vdm_operation_start = Option<
 >;
 
 /// Reports the state of a started operation.
-pub type vdm_operation_check =
-    Option<unsafe extern "C" fn(data: *mut c_void, operation: *const vdm_operation) -> future_state>;
+pub type vdm_operation_check = Option<
+    unsafe extern "C" fn(data: *mut c_void, operation: *const vdm_operation) -> future_state,
+>;
 
 /// A virtual data mover: the callbacks that user-compiled inline code calls.
 #[repr(C)]

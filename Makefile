@@ -1,0 +1,223 @@
+SHELL := /bin/bash
+# miniasync-rs build, test and install.
+#
+#   make                 libraries (.so, .a) and pkg-config/CMake files in build/
+#   make check           every test: Rust, headers, ABI, symbols, C suite,
+#                        install + pkg-config, libpmem2 consumer
+#   make check-valgrind  the C suite under valgrind memcheck
+#   make check-asan      the C suite built with ASan + UBSan
+#   make bench           benchmark table (ratios against plain memcpy)
+#   make demo            build and run examples/demo.c
+#   make install PREFIX=/usr/local DESTDIR=   /  make uninstall
+#   make headers         regenerate the cbindgen type headers
+#   make clean
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
+
+CARGO ?= cargo
+CC ?= cc
+CXX ?= c++
+CBINDGEN ?= $(shell command -v cbindgen 2>/dev/null || echo $(CURDIR)/.tools/bin/cbindgen)
+CBINDGEN_VERSION = 0.29.4
+
+B := build
+LIB := $(B)/lib
+RUST_A := target/release/libminiasync.a
+SONAME := libminiasync.so.0
+VERSION := 0.2.1
+
+CFLAGS_TEST ?= -O2 -g -std=gnu99 -Wall -Wextra -Werror -Iinclude
+LDLIBS_TEST ?= -L$(LIB) -Wl,-rpath,$(CURDIR)/$(LIB) -lminiasync -lpthread
+
+RUST_SRC := $(shell find src -name '*.rs') Cargo.toml $(wildcard Cargo.lock)
+HEADERS := $(shell find include -name '*.h')
+GEN_HEADERS := include/libminiasync/future_types.h include/libminiasync/vdm_types.h \
+	include/libminiasync/data_mover_threads_types.h \
+	include/libminiasync-vdm-dml/data_mover_dml_types.h
+
+# Extra targets contributed by mk/*.mk (e.g. the DSA mover library).
+ALL_TARGETS := $(LIB)/$(SONAME) $(LIB)/libminiasync.so $(LIB)/libminiasync.a \
+	$(B)/pkgconfig/libminiasync.pc $(B)/cmake/libminiasync-config.cmake \
+	$(B)/cmake/libminiasync-config-version.cmake
+CHECK_TARGETS := check-rust check-headers check-abi check-symbols check-c \
+	check-install check-pmem2
+
+.PHONY: all check check-rust check-headers check-abi check-symbols check-c \
+	check-install check-pmem2 check-valgrind check-asan check-lint bench demo \
+	install uninstall headers clean
+
+all: lib-all
+
+-include $(sort $(wildcard mk/*.mk))
+
+lib-all: $(ALL_TARGETS)
+
+# ---- libraries ------------------------------------------------------------
+
+$(RUST_A): $(RUST_SRC)
+	$(CARGO) build --release --lib
+
+$(LIB)/libminiasync.a: $(RUST_A)
+	@mkdir -p $(LIB)
+	cp $< $@
+
+$(LIB)/$(SONAME): $(RUST_A) src/libminiasync.map
+	@mkdir -p $(LIB)
+	$(CC) -shared -o $@ -Wl,-soname,$(SONAME) \
+		-Wl,--version-script,src/libminiasync.map \
+		-Wl,--whole-archive $(RUST_A) -Wl,--no-whole-archive \
+		-Wl,--gc-sections -Wl,--as-needed -Wl,-z,defs -Wl,-z,relro,-z,now \
+		-static-libgcc -lpthread -ldl -lm -lc
+
+$(LIB)/libminiasync.so: $(LIB)/$(SONAME)
+	ln -sf $(SONAME) $@
+
+$(B)/pkgconfig/%.pc: pkgconfig/%.pc.in
+	@mkdir -p $(@D)
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+
+$(B)/cmake/%.cmake: cmake/%.cmake.in
+	@mkdir -p $(@D)
+	sed -e 's|@VERSION@|$(VERSION)|g' $< > $@
+
+# ---- generated headers ------------------------------------------------------
+
+$(CBINDGEN):
+	$(CARGO) install --locked --root $(CURDIR)/.tools cbindgen --version $(CBINDGEN_VERSION)
+
+# Writes the four type headers into $(HDR_OUT) (default: include/).
+HDR_OUT ?= include
+gen-headers-into: $(CBINDGEN)
+	@mkdir -p $(B) $(HDR_OUT)/libminiasync $(HDR_OUT)/libminiasync-vdm-dml
+	$(CBINDGEN) -q --config cbindgen.toml -o $(HDR_OUT)/libminiasync/future_types.h src/abi/future_types.rs
+	cat cbindgen.toml cbindgen-vdm.toml > $(B)/cbindgen-vdm.toml
+	$(CBINDGEN) -q --config $(B)/cbindgen-vdm.toml -o $(HDR_OUT)/libminiasync/vdm_types.h src/abi/vdm_types.rs
+	$(CBINDGEN) -q --config cbindgen.toml -o $(HDR_OUT)/libminiasync/data_mover_threads_types.h src/abi/threads_types.rs
+	$(CBINDGEN) -q --config cbindgen.toml -o $(HDR_OUT)/libminiasync-vdm-dml/data_mover_dml_types.h src/abi/dml_types.rs
+
+headers:
+	$(MAKE) gen-headers-into HDR_OUT=include
+
+# ---- tests ------------------------------------------------------------------
+
+check: $(CHECK_TARGETS)
+	@echo "make check: all test groups passed"
+
+check-rust:
+	$(CARGO) test --release 2>&1 | tee $(B)/cargo-test.log; test $${PIPESTATUS[0]} -eq 0
+
+check-lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+# Generated headers must match a fresh cbindgen run; every public header
+# must compile alone as C99 and as C++11.
+check-headers: $(B)/.dirstamp
+	rm -rf $(B)/hdr && $(MAKE) --no-print-directory gen-headers-into HDR_OUT=$(B)/hdr
+	@for h in $(GEN_HEADERS); do \
+		diff -u $$h $(B)/hdr/$${h#include/} || { echo "$$h is stale: run 'make headers'"; exit 1; }; \
+	done
+	@for h in libminiasync.h libminiasync/future.h libminiasync/vdm.h libminiasync/runtime.h \
+		libminiasync/data_mover_sync.h libminiasync/data_mover_threads.h \
+		libminiasync-vdm-dml.h libminiasync-vdm-dml/data_mover_dml.h; do \
+		printf '#include <%s>\n' $$h > $(B)/hdr/one.c; cp $(B)/hdr/one.c $(B)/hdr/one.cpp; \
+		$(CC) -std=c99 -Wall -Wextra -pedantic -Werror -Iinclude -c $(B)/hdr/one.c -o /dev/null || exit 1; \
+		$(CXX) -std=c++11 -Wall -Wextra -pedantic -Werror -Iinclude -c $(B)/hdr/one.cpp -o /dev/null || exit 1; \
+		echo "ok header $$h (C99, C++11)"; \
+	done
+
+$(B)/.dirstamp:
+	@mkdir -p $(B) && touch $@
+
+# ABI probe: the layout our headers give C equals upstream's table.
+check-abi: $(B)/.dirstamp
+	$(CC) -std=gnu99 -Wall -Wextra -Werror -Iinclude -o $(B)/abi_probe ctests/abi_probe.c
+	$(B)/abi_probe > $(B)/abi-actual.tsv
+	python3 tests/compare_abi.py ../shared/abi-expected.tsv tests/abi-expected.tsv $(B)/abi-actual.tsv
+
+check-symbols: lib-all
+	python3 tests/check_symbols.py $(LIB)
+
+C_TESTS := $(sort $(wildcard ctests/test_*.c))
+C_TEST_BINS := $(patsubst ctests/%.c,$(B)/ctests/%,$(C_TESTS))
+
+$(B)/ctests/%: ctests/%.c ctests/test.h $(HEADERS) $(LIB)/$(SONAME) $(LIB)/libminiasync.so
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_TEST) -o $@ $< $(LDLIBS_TEST)
+
+check-c: $(C_TEST_BINS) $(EXTRA_C_TEST_BINS)
+	sh ctests/run.sh $(C_TEST_BINS) $(EXTRA_C_TEST_BINS)
+
+check-valgrind: $(C_TEST_BINS) $(EXTRA_C_TEST_BINS)
+	RUNNER="valgrind --tool=memcheck --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --quiet" \
+		MINIASYNC_TEST_SCALE=10 sh ctests/run.sh $(C_TEST_BINS) $(EXTRA_C_TEST_BINS)
+
+ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+check-asan: lib-all
+	@mkdir -p $(B)/asan
+	@set -e; for t in $(C_TESTS) $(EXTRA_C_TESTS); do \
+		n=$$(basename $$t .c); \
+		$(CC) $(CFLAGS_TEST) $(ASAN_FLAGS) -o $(B)/asan/$$n $$t $(LDLIBS_TEST) $(EXTRA_LDLIBS_$$n); \
+	done
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		sh ctests/run.sh $(patsubst ctests/%.c,$(B)/asan/%,$(C_TESTS) $(EXTRA_C_TESTS))
+
+# Install into a scratch prefix and build a program through pkg-config.
+check-install: lib-all
+	rm -rf $(B)/prefix
+	$(MAKE) --no-print-directory install PREFIX=$(CURDIR)/$(B)/prefix
+	sh tests/check_install.sh $(CURDIR)/$(B)/prefix
+
+check-pmem2: lib-all
+	sh tests/check_pmem2.sh
+
+bench: lib-all
+	@mkdir -p $(B)
+	$(CC) -O2 -std=gnu99 -Wall -Wextra -Iinclude -o $(B)/bench bench/bench.c $(LDLIBS_TEST) $(BENCH_LDLIBS)
+	$(B)/bench
+
+demo: lib-all
+	@mkdir -p $(B)
+	$(CC) -O2 -std=gnu99 -Wall -Wextra -Werror -Iinclude -o $(B)/demo examples/demo.c $(LDLIBS_TEST)
+	$(B)/demo
+
+# ---- install ----------------------------------------------------------------
+
+INSTALL_HEADERS := libminiasync.h libminiasync/future.h libminiasync/future_types.h \
+	libminiasync/vdm.h libminiasync/vdm_types.h libminiasync/runtime.h \
+	libminiasync/data_mover_sync.h libminiasync/data_mover_threads.h \
+	libminiasync/data_mover_threads_types.h
+
+install: lib-all $(INSTALL_EXTRA_DEPS)
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/libminiasync \
+		$(DESTDIR)$(LIBDIR)/libminiasync/cmake $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7
+	install -m 755 $(LIB)/$(SONAME) $(DESTDIR)$(LIBDIR)/
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libminiasync.so
+	install -m 644 $(LIB)/libminiasync.a $(DESTDIR)$(LIBDIR)/
+	for h in $(INSTALL_HEADERS); do install -m 644 include/$$h $(DESTDIR)$(INCLUDEDIR)/$$h; done
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
+		-e 's|@VERSION@|$(VERSION)|g' pkgconfig/libminiasync.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/libminiasync.pc
+	install -m 644 $(B)/cmake/libminiasync-config.cmake $(B)/cmake/libminiasync-config-version.cmake \
+		$(DESTDIR)$(LIBDIR)/libminiasync/cmake/
+	for m in $(wildcard man/*.3); do install -m 644 $$m $(DESTDIR)$(MANDIR)/man3/; done
+	for m in $(wildcard man/*.7); do install -m 644 $$m $(DESTDIR)$(MANDIR)/man7/; done
+	$(INSTALL_EXTRA)
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libminiasync.so $(DESTDIR)$(LIBDIR)/libminiasync.a
+	for h in $(INSTALL_HEADERS); do rm -f $(DESTDIR)$(INCLUDEDIR)/$$h; done
+	-rmdir $(DESTDIR)$(INCLUDEDIR)/libminiasync
+	rm -f $(DESTDIR)$(LIBDIR)/pkgconfig/libminiasync.pc
+	rm -rf $(DESTDIR)$(LIBDIR)/libminiasync
+	for m in $(notdir $(wildcard man/*.3)); do rm -f $(DESTDIR)$(MANDIR)/man3/$$m; done
+	for m in $(notdir $(wildcard man/*.7)); do rm -f $(DESTDIR)$(MANDIR)/man7/$$m; done
+	$(UNINSTALL_EXTRA)
+
+clean:
+	rm -rf $(B)
+	$(CARGO) clean

@@ -1,0 +1,495 @@
+//! The threads mover: operations are queued on a bounded lock-free queue
+//! and executed by worker threads that sleep when there is nothing to do.
+//!
+//! Ownership: the poller thread owns a record from `op_new` to `op_delete`;
+//! a worker only touches it between dequeuing it and publishing completion,
+//! then (for a WAKER) calls the waker from copies and finally clears
+//! `worker_busy`; `op_delete` waits for that flag, so neither the record nor
+//! the waker's target can be released while a worker still uses them.
+
+use core::ffi::{c_int, c_uint, c_void};
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+use crossbeam_queue::ArrayQueue;
+
+use super::cpu;
+use super::pool::{configured_capacity, Pool};
+use super::sync::fill_output;
+use crate::abi::{
+    future_notifier, memcpy_fn, memmove_fn, memset_fn, vdm, vdm_operation, vdm_operation_output,
+    vdm_operation_result,
+};
+use crate::future::{
+    self as fut, COMPLETE, IDLE, NOTIFIER_NONE, NOTIFIER_POLLER, NOTIFIER_WAKER, RUNNING,
+};
+
+const ST_IDLE: u32 = 0;
+const ST_QUEUED: u32 = 1;
+const ST_DONE: u32 = 2;
+
+/// Largest accepted queue size (slots).
+pub const MAX_RING: usize = 1 << 24;
+/// Largest accepted worker count.
+pub const MAX_THREADS: usize = 4096;
+
+/// Spins of an idle worker before it sleeps.
+const WORKER_SPINS: u32 = 2000;
+
+/// Per-operation record.
+pub struct ThreadsOp {
+    mover: AtomicPtr<ThreadsMover>,
+    state: AtomicU32,
+    result: AtomicU32,
+    /// Becomes 1 on completion: the FUTURE_NOTIFIER_POLLER address.
+    complete_word: AtomicU64,
+    /// A worker holds the record (from dequeue to after the wake).
+    worker_busy: AtomicBool,
+    notifier: AtomicU32,
+    waker_data: AtomicPtr<c_void>,
+    waker_fn: AtomicUsize,
+    op: UnsafeCell<vdm_operation>,
+}
+
+impl ThreadsOp {
+    /// The mover this record belongs to (its `struct vdm`'s address).
+    pub fn owner(&self) -> *const ThreadsMover {
+        self.mover.load(Ordering::Relaxed)
+    }
+}
+
+impl Default for ThreadsOp {
+    fn default() -> Self {
+        // SAFETY: `vdm_operation` is plain data (pointers, integers, and a
+        // 4-byte enum whose 0 value is VDM_OPERATION_MEMCPY): all-zero is a
+        // valid value.
+        let op = unsafe { core::mem::zeroed::<vdm_operation>() };
+        ThreadsOp {
+            mover: AtomicPtr::new(core::ptr::null_mut()),
+            state: AtomicU32::new(ST_IDLE),
+            result: AtomicU32::new(0),
+            complete_word: AtomicU64::new(0),
+            worker_busy: AtomicBool::new(false),
+            notifier: AtomicU32::new(NOTIFIER_NONE),
+            waker_data: AtomicPtr::new(core::ptr::null_mut()),
+            waker_fn: AtomicUsize::new(0),
+            op: UnsafeCell::new(op),
+        }
+    }
+}
+
+// SAFETY: `op` is written only by the owning poller thread while the record
+// is not queued, and read by a worker only after the queue hand-off (which
+// orders the write before the read); everything else is atomic.
+unsafe impl Sync for ThreadsOp {}
+// SAFETY: the raw pointers inside are plain addresses handed over by C with
+// the operation; the record owns nothing they point to.
+unsafe impl Send for ThreadsOp {}
+
+/// State shared by the mover handle and its workers.
+struct Shared {
+    queue: ArrayQueue<usize>,
+    pool: Pool<ThreadsOp>,
+    notifier: u32,
+    memcpy: AtomicUsize,
+    memmove: AtomicUsize,
+    memset: AtomicUsize,
+    sleepers: AtomicUsize,
+    stop: AtomicBool,
+    lock: Mutex<()>,
+    cv: Condvar,
+}
+
+/// A threads mover. `vdm` must stay the first field (see `SyncMover`).
+#[repr(C)]
+pub struct ThreadsMover {
+    pub vdm: vdm,
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+/// Why a threads mover could not be made.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NewError {
+    BadArgument,
+    ThreadSpawn,
+}
+
+unsafe extern "C" fn default_memcpy(
+    dst: *mut c_void,
+    src: *const c_void,
+    n: usize,
+    flags: c_uint,
+) -> *mut c_void {
+    // SAFETY: the worker only calls this with a decoded, checked memcpy
+    // whose buffers the C caller vouched for.
+    unsafe {
+        cpu::run(&cpu::Op::Copy {
+            dst: dst.cast(),
+            src: src.cast(),
+            n,
+            flags: flags.into(),
+        })
+    };
+    dst
+}
+
+unsafe extern "C" fn default_memmove(
+    dst: *mut c_void,
+    src: *const c_void,
+    n: usize,
+    flags: c_uint,
+) -> *mut c_void {
+    // SAFETY: as for `default_memcpy`.
+    unsafe {
+        cpu::run(&cpu::Op::Move {
+            dst: dst.cast(),
+            src: src.cast(),
+            n,
+            flags: flags.into(),
+        })
+    };
+    dst
+}
+
+unsafe extern "C" fn default_memset(
+    dst: *mut c_void,
+    c: c_int,
+    n: usize,
+    flags: c_uint,
+) -> *mut c_void {
+    // SAFETY: as for `default_memcpy`.
+    unsafe {
+        cpu::run(&cpu::Op::Set {
+            dst: dst.cast(),
+            byte: c as u8,
+            n,
+            flags: flags.into(),
+        })
+    };
+    dst
+}
+
+impl ThreadsMover {
+    /// A mover with `nthreads` workers, a queue of `ring` slots (rounded up
+    /// to a power of two) and the given notifier type for its futures.
+    pub fn new(
+        vdm: vdm,
+        nthreads: usize,
+        ring: usize,
+        notifier: u32,
+    ) -> Result<Box<ThreadsMover>, NewError> {
+        if nthreads == 0 || nthreads > MAX_THREADS || ring == 0 || ring > MAX_RING {
+            return Err(NewError::BadArgument);
+        }
+        if !matches!(notifier, NOTIFIER_NONE | NOTIFIER_WAKER | NOTIFIER_POLLER) {
+            return Err(NewError::BadArgument);
+        }
+        let shared = Arc::new(Shared {
+            queue: ArrayQueue::new(ring.next_power_of_two()),
+            pool: Pool::new(configured_capacity()),
+            notifier,
+            memcpy: AtomicUsize::new(default_memcpy as *const () as usize),
+            memmove: AtomicUsize::new(default_memmove as *const () as usize),
+            memset: AtomicUsize::new(default_memset as *const () as usize),
+            sleepers: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
+            lock: Mutex::new(()),
+            cv: Condvar::new(),
+        });
+        let mut mover = Box::new(ThreadsMover {
+            vdm,
+            shared,
+            workers: Vec::with_capacity(nthreads),
+        });
+        for i in 0..nthreads {
+            let shared = Arc::clone(&mover.shared);
+            match std::thread::Builder::new()
+                .name(format!("miniasync-w{i}"))
+                .spawn(move || worker(&shared))
+            {
+                Ok(h) => mover.workers.push(h),
+                Err(_) => {
+                    mover.shutdown();
+                    return Err(NewError::ThreadSpawn);
+                }
+            }
+        }
+        Ok(mover)
+    }
+
+    /// Replaces the memcpy function (None restores the built-in one).
+    pub fn set_memcpy(&self, f: memcpy_fn) {
+        self.shared.memcpy.store(
+            f.map_or(default_memcpy as *const () as usize, |f| f as usize),
+            Ordering::Release,
+        );
+    }
+
+    /// Replaces the memmove function (None restores the built-in one).
+    pub fn set_memmove(&self, f: memmove_fn) {
+        self.shared.memmove.store(
+            f.map_or(default_memmove as *const () as usize, |f| f as usize),
+            Ordering::Release,
+        );
+    }
+
+    /// Replaces the memset function (None restores the built-in one).
+    pub fn set_memset(&self, f: memset_fn) {
+        self.shared.memset.store(
+            f.map_or(default_memset as *const () as usize, |f| f as usize),
+            Ordering::Release,
+        );
+    }
+
+    /// Reserves a record (`None`: the bound of outstanding ops is reached).
+    pub fn op_new(&self) -> Option<&ThreadsOp> {
+        let op = self.shared.pool.alloc()?;
+        op.mover
+            .store((self as *const ThreadsMover).cast_mut(), Ordering::Relaxed);
+        op.state.store(ST_IDLE, Ordering::Relaxed);
+        op.complete_word.store(0, Ordering::Relaxed);
+        Some(op)
+    }
+
+    /// Queues the operation. Returns false when the queue is full: the
+    /// operation stays IDLE, the notifier is marked NONE (no wake will
+    /// come) and the next poll tries again.
+    ///
+    /// # Safety
+    /// `op` must be a record of this mover; `n` NULL or valid for writes.
+    pub unsafe fn op_start(
+        &self,
+        op: &ThreadsOp,
+        operation: &vdm_operation,
+        n: *mut future_notifier,
+    ) -> bool {
+        if op.state.load(Ordering::Relaxed) != ST_IDLE {
+            return true;
+        }
+        // SAFETY: the record is not queued, so only this thread touches it.
+        unsafe { *op.op.get() = *operation };
+        let kind = if n.is_null() {
+            NOTIFIER_NONE
+        } else {
+            self.shared.notifier
+        };
+        op.notifier.store(kind, Ordering::Relaxed);
+        if kind == NOTIFIER_WAKER {
+            // SAFETY: `n` is non-NULL and valid (caller's contract).
+            let w = unsafe { &(*n).waker };
+            op.waker_data.store(w.data, Ordering::Relaxed);
+            op.waker_fn
+                .store(w.wake.map_or(0, |f| f as usize), Ordering::Relaxed);
+        }
+        if cpu::decode(operation).is_err() {
+            // Refused without touching memory; complete right away.
+            op.result.store(
+                vdm_operation_result::VDM_ERROR_JOB_CORRUPTED as u32,
+                Ordering::Relaxed,
+            );
+            op.complete_word.store(1, Ordering::Relaxed);
+            op.state.store(ST_DONE, Ordering::Release);
+            // SAFETY: caller's contract on `n`.
+            unsafe { fut::set_notifier_used(n, NOTIFIER_NONE) };
+            return true;
+        }
+        op.worker_busy.store(true, Ordering::Relaxed);
+        if self
+            .shared
+            .queue
+            .push(op as *const ThreadsOp as usize)
+            .is_err()
+        {
+            op.worker_busy.store(false, Ordering::Relaxed);
+            // SAFETY: caller's contract on `n`.
+            unsafe { fut::set_notifier_used(n, NOTIFIER_NONE) };
+            return false;
+        }
+        op.state.store(ST_QUEUED, Ordering::Relaxed);
+        if !n.is_null() {
+            // SAFETY: `n` is valid for writes (caller's contract).
+            unsafe {
+                fut::set_notifier_used(n, kind);
+                if kind == NOTIFIER_POLLER {
+                    (*n).poller.ptr_to_monitor = op.complete_word.as_ptr();
+                }
+            }
+        }
+        self.shared.wake_worker();
+        true
+    }
+
+    /// COMPLETE, RUNNING (queued or executing) or IDLE (not queued).
+    pub fn op_check(&self, op: &ThreadsOp) -> u32 {
+        match op.state.load(Ordering::Acquire) {
+            ST_DONE => COMPLETE,
+            ST_QUEUED => RUNNING,
+            _ => IDLE,
+        }
+    }
+
+    /// Fills the output and releases the record, after any worker is done
+    /// with it.
+    ///
+    /// # Safety
+    /// `op` must be a record of this mover that is not used afterwards.
+    pub unsafe fn op_delete(
+        &self,
+        op: &ThreadsOp,
+        operation: &vdm_operation,
+        output: &mut vdm_operation_output,
+    ) {
+        let result = match op.state.load(Ordering::Acquire) {
+            ST_DONE => op.result.load(Ordering::Relaxed),
+            _ => vdm_operation_result::VDM_ERROR_JOB_CORRUPTED as u32,
+        };
+        while op.worker_busy.load(Ordering::Acquire) {
+            core::hint::spin_loop();
+        }
+        fill_output(operation, output, result);
+        // SAFETY: forwarded caller contract; no worker holds the record.
+        unsafe { self.shared.pool.free(op) };
+    }
+
+    /// Outstanding records (for tests).
+    pub fn outstanding(&self) -> u32 {
+        self.shared.pool.outstanding()
+    }
+
+    fn shutdown(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        {
+            let _g = self.shared.lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.shared.cv.notify_all();
+        }
+        for h in self.workers.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for ThreadsMover {
+    /// Workers execute everything already queued, then exit and are joined.
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl Shared {
+    fn wake_worker(&self) {
+        core::sync::atomic::fence(Ordering::SeqCst);
+        if self.sleepers.load(Ordering::Relaxed) > 0 {
+            let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.cv.notify_one();
+        }
+    }
+}
+
+fn worker(shared: &Shared) {
+    let mut spins = 0u32;
+    loop {
+        if let Some(p) = shared.queue.pop() {
+            spins = 0;
+            // SAFETY: only records of this mover's pool are queued, and a
+            // queued record stays allocated until its op_delete, which waits
+            // for `worker_busy` to clear.
+            execute(shared, unsafe { &*(p as *const ThreadsOp) });
+            continue;
+        }
+        if shared.stop.load(Ordering::Acquire) {
+            // Stop only once the queue is empty: queued work is executed.
+            if shared.queue.is_empty() {
+                return;
+            }
+            continue;
+        }
+        if spins < WORKER_SPINS {
+            spins += 1;
+            core::hint::spin_loop();
+            continue;
+        }
+        let guard = shared.lock.lock().unwrap_or_else(|e| e.into_inner());
+        shared.sleepers.fetch_add(1, Ordering::SeqCst);
+        if shared.queue.is_empty() && !shared.stop.load(Ordering::SeqCst) {
+            drop(shared.cv.wait(guard).unwrap_or_else(|e| e.into_inner()));
+        } else {
+            drop(guard);
+        }
+        shared.sleepers.fetch_sub(1, Ordering::SeqCst);
+        spins = 0;
+    }
+}
+
+fn execute(shared: &Shared, op: &ThreadsOp) {
+    // SAFETY: the queue hand-off orders the poller's write of `op` before
+    // this read, and the poller does not touch it while queued.
+    let operation = unsafe { *op.op.get() };
+    let result = match cpu::decode(&operation) {
+        Ok(d) => {
+            // SAFETY (all arms): the operation was checked by `decode`, the
+            // buffers are the C caller's promise, and the stored function
+            // pointers have the C signatures of `memcpy_fn` and friends.
+            unsafe {
+                match d {
+                    cpu::Op::Copy { dst, src, n, flags } => {
+                        let f: unsafe extern "C" fn(
+                            *mut c_void,
+                            *const c_void,
+                            usize,
+                            c_uint,
+                        ) -> *mut c_void =
+                            core::mem::transmute(shared.memcpy.load(Ordering::Acquire));
+                        f(dst.cast(), src.cast(), n, flags as c_uint);
+                    }
+                    cpu::Op::Move { dst, src, n, flags } => {
+                        let f: unsafe extern "C" fn(
+                            *mut c_void,
+                            *const c_void,
+                            usize,
+                            c_uint,
+                        ) -> *mut c_void =
+                            core::mem::transmute(shared.memmove.load(Ordering::Acquire));
+                        f(dst.cast(), src.cast(), n, flags as c_uint);
+                    }
+                    cpu::Op::Set {
+                        dst,
+                        byte,
+                        n,
+                        flags,
+                    } => {
+                        let f: unsafe extern "C" fn(
+                            *mut c_void,
+                            c_int,
+                            usize,
+                            c_uint,
+                        ) -> *mut c_void =
+                            core::mem::transmute(shared.memset.load(Ordering::Acquire));
+                        f(dst.cast(), byte.into(), n, flags as c_uint);
+                    }
+                    cpu::Op::Flush { dst, n } => cpu::flush(dst, n),
+                }
+            }
+            vdm_operation_result::VDM_SUCCESS as u32
+        }
+        Err(_) => vdm_operation_result::VDM_ERROR_JOB_CORRUPTED as u32,
+    };
+    let kind = op.notifier.load(Ordering::Relaxed);
+    let data = op.waker_data.load(Ordering::Relaxed);
+    let wake = op.waker_fn.load(Ordering::Relaxed);
+    op.result.store(result, Ordering::Relaxed);
+    op.complete_word.store(1, Ordering::Release);
+    // Publish completion first, then wake: a woken poller sees COMPLETE.
+    op.state.store(ST_DONE, Ordering::Release);
+    if kind == NOTIFIER_WAKER && wake != 0 {
+        // SAFETY: the waker was supplied with the poll that queued this op;
+        // its owner keeps it valid until the future completes, and the
+        // future cannot be deleted (op_delete) before `worker_busy` clears.
+        let f: unsafe extern "C" fn(*mut c_void) = unsafe { core::mem::transmute(wake) };
+        // SAFETY: as above.
+        unsafe { f(data) };
+    }
+    op.worker_busy.store(false, Ordering::Release);
+}

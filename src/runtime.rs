@@ -1,0 +1,264 @@
+//! The runtime: polls a set of futures until every one is complete.
+//!
+//! Each pass orders the futures (ASYNC-property first, otherwise keeping the
+//! previous pass's order: a stable three-way partition in O(n)) and polls
+//! the incomplete ones with a fully initialised notifier carrying the
+//! runtime's waker. Between passes it spins briefly; then, if every pending
+//! future registered the waker, it sleeps until a wake arrives (an epoch
+//! counter read before the pass makes lost wake-ups impossible). Futures
+//! that registered no waker, or could not start (IDLE), are re-polled with
+//! an exponential back-off (spin, yield, then sleeps from 1 us to 256 us).
+
+use core::ffi::c_void;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use crate::abi::{future, future_property, future_waker};
+use crate::future::{self as fut, COMPLETE, NOTIFIER_WAKER, RUNNING};
+
+/// Passes spent spinning before the runtime sleeps or backs off.
+const SPIN_PASSES: u32 = 64;
+/// Longest back-off sleep for futures that cannot wake us.
+const MAX_BACKOFF: Duration = Duration::from_micros(256);
+/// Upper bound of one sleep even when every future promised a wake, so a
+/// future that breaks its promise costs latency, never a hang.
+const SAFETY_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// Wake-up state shared with wakers. Lives inside the boxed runtime, so its
+/// address (the waker's data) is stable.
+pub struct Runtime {
+    epoch: AtomicU64,
+    sleepers: AtomicUsize,
+    lock: Mutex<()>,
+    cv: Condvar,
+}
+
+/// The runtime's waker function: bump the epoch, wake a sleeper.
+///
+/// # Safety
+/// `data` must point to a live `Runtime`.
+pub unsafe extern "C" fn runtime_wake(data: *mut c_void) {
+    // SAFETY: caller's contract: the waker data is the runtime itself.
+    let rt = unsafe { &*(data as *const Runtime) };
+    rt.epoch.fetch_add(1, Ordering::SeqCst);
+    if rt.sleepers.load(Ordering::SeqCst) > 0 {
+        let _g = rt.lock.lock().unwrap_or_else(|e| e.into_inner());
+        rt.cv.notify_all();
+    }
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Runtime {
+            epoch: AtomicU64::new(0),
+            sleepers: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            cv: Condvar::new(),
+        }
+    }
+}
+
+/// Ordering class of a future for one pass: property > 0 first, 0 next,
+/// < 0 (a chain with every entry processed) last.
+fn class(f: *mut future) -> u8 {
+    // SAFETY: the caller of `wait` vouches that each non-NULL entry is live.
+    match unsafe { fut::has_property(f, future_property::FUTURE_PROPERTY_ASYNC) } {
+        p if p > 0 => 0,
+        0 => 1,
+        _ => 2,
+    }
+}
+
+impl Runtime {
+    fn park(&self, seen: u64) {
+        let mut g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        if self.epoch.load(Ordering::SeqCst) == seen {
+            g = self
+                .cv
+                .wait_timeout(g, SAFETY_TIMEOUT)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
+        drop(g);
+    }
+
+    /// Polls `futs` until all are complete. With `reorder`, the slice is
+    /// partitioned in place each pass (upstream's visible behaviour).
+    ///
+    /// # Safety
+    /// Every non-NULL entry must be a live future, not polled by anyone
+    /// else during the call.
+    pub unsafe fn wait(&self, futs: &mut [*mut future]) {
+        let n = futs.len();
+        if n == 0 {
+            return;
+        }
+        let waker = future_waker {
+            data: self as *const Runtime as *mut c_void,
+            wake: Some(runtime_wake),
+        };
+        let mut classes: Vec<u8> = vec![0; n];
+        let mut scratch: Vec<*mut future> = Vec::with_capacity(if n > 1 { n } else { 0 });
+        let mut idle_passes = 0u32;
+        let mut backoff = Duration::from_micros(1);
+        loop {
+            let seen = self.epoch.load(Ordering::SeqCst);
+            if n > 1 {
+                partition(futs, &mut classes, &mut scratch);
+            }
+            let mut pending = 0usize;
+            let mut all_wake = true;
+            for &f in futs.iter() {
+                // SAFETY: caller's contract.
+                if f.is_null() || unsafe { fut::state(f) } == COMPLETE {
+                    continue;
+                }
+                let mut notifier = fut::notifier_with_waker(future_waker { ..waker });
+                // SAFETY: caller's contract; the notifier lives for the call.
+                let st = unsafe { fut::poll(f, &mut notifier) };
+                if st != COMPLETE {
+                    // SAFETY: caller's contract.
+                    if unsafe { (*f).task.is_none() } {
+                        continue; // cannot progress: not waited for
+                    }
+                    pending += 1;
+                    if st != RUNNING || fut::notifier_used(&notifier) != NOTIFIER_WAKER {
+                        all_wake = false;
+                    }
+                }
+            }
+            if pending == 0 {
+                return;
+            }
+            if idle_passes < SPIN_PASSES {
+                idle_passes += 1;
+                core::hint::spin_loop();
+                continue;
+            }
+            if all_wake {
+                self.park(seen);
+                idle_passes = 0;
+            } else if backoff < Duration::from_micros(4) {
+                std::thread::yield_now();
+                backoff *= 2;
+            } else {
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+/// Stable three-way partition of `futs` by `class`, in O(n). Skips the
+/// move when the slice is already ordered.
+fn partition(futs: &mut [*mut future], classes: &mut [u8], scratch: &mut Vec<*mut future>) {
+    let mut sorted = true;
+    let mut counts = [0usize; 3];
+    let mut prev = 0u8;
+    for (i, &f) in futs.iter().enumerate() {
+        let c = if f.is_null() { 1 } else { class(f) };
+        classes[i] = c;
+        counts[c as usize] += 1;
+        sorted &= c >= prev;
+        prev = c;
+    }
+    if sorted {
+        return;
+    }
+    scratch.clear();
+    for want in 0..3u8 {
+        if counts[want as usize] == 0 {
+            continue;
+        }
+        scratch.extend(
+            futs.iter()
+                .zip(classes.iter())
+                .filter(|(_, &c)| c == want)
+                .map(|(&f, _)| f),
+        );
+    }
+    futs.copy_from_slice(scratch);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abi::{future_context, future_notifier, future_state};
+    use core::ffi::c_int;
+
+    #[repr(C)]
+    struct Counted {
+        base: future,
+        polls_left: u64,
+        id: u64,
+        order: *mut Vec<u64>,
+        asyncp: c_int,
+    }
+
+    unsafe extern "C" fn task(ctx: *mut future_context, _n: *mut future_notifier) -> future_state {
+        // SAFETY: the context belongs to a `Counted`, right after `task` and
+        // `has_property`.
+        let c = unsafe { &mut *(ctx.cast::<u8>().sub(16).cast::<Counted>()) };
+        // SAFETY: the test owns the vector for the whole wait.
+        unsafe { (*c.order).push(c.id) };
+        c.polls_left -= 1;
+        if c.polls_left == 0 {
+            future_state::FUTURE_STATE_COMPLETE
+        } else {
+            future_state::FUTURE_STATE_RUNNING
+        }
+    }
+
+    unsafe extern "C" fn prop(f: *mut c_void, _p: future_property) -> c_int {
+        // SAFETY: only called on `Counted` futures.
+        unsafe { (*f.cast::<Counted>()).asyncp }
+    }
+
+    fn counted(
+        id: u64,
+        polls: u64,
+        asyncp: c_int,
+        order: &mut Vec<u64>,
+        state: future_state,
+    ) -> Counted {
+        Counted {
+            base: future {
+                task: Some(task),
+                has_property: Some(prop),
+                context: future_context {
+                    data_size: 24,
+                    output_size: 4,
+                    state,
+                    padding: 0,
+                },
+            },
+            polls_left: polls,
+            id,
+            order,
+            asyncp,
+        }
+    }
+
+    #[test]
+    fn async_first_stable_and_complete_on_entry_counts() {
+        let rt = Runtime::default();
+        let mut order = Vec::new();
+        let mut a = counted(1, 2, 0, &mut order, future_state::FUTURE_STATE_IDLE);
+        let mut b = counted(2, 1, 1, &mut order, future_state::FUTURE_STATE_IDLE);
+        let mut c = counted(3, 1, 0, &mut order, future_state::FUTURE_STATE_COMPLETE);
+        let mut d = counted(4, 1, 1, &mut order, future_state::FUTURE_STATE_IDLE);
+        let mut futs: Vec<*mut future> = vec![&mut a.base, &mut b.base, &mut c.base, &mut d.base];
+        // SAFETY: all four futures live on this stack frame.
+        unsafe { rt.wait(&mut futs) };
+        assert_eq!(
+            order,
+            vec![2, 4, 1, 1],
+            "ASYNC first, stable, complete ones never polled"
+        );
+        assert_eq!(futs[0], &mut b.base as *mut future);
+        assert_eq!(futs[1], &mut d.base as *mut future);
+    }
+}
