@@ -107,6 +107,7 @@ pub fn notifier_with_waker(waker: crate::abi::future_waker) -> future_notifier {
 }
 
 /// Reads which notifier a future chose.
+#[inline]
 pub fn notifier_used(n: &future_notifier) -> u32 {
     // SAFETY: a 4-byte field of `n`, read as u32 (C may store any value).
     unsafe { core::ptr::addr_of!(n.notifier_used).cast::<u32>().read() }
@@ -116,6 +117,7 @@ pub fn notifier_used(n: &future_notifier) -> u32 {
 ///
 /// # Safety
 /// `n` must be NULL or valid for writes.
+#[inline]
 pub unsafe fn set_notifier_used(n: *mut future_notifier, kind: u32) {
     if !n.is_null() {
         // SAFETY: caller's contract.

@@ -3,10 +3,15 @@
 //! A pool hands out records by pointer (the C side's op handle) and takes
 //! them back in any order. Records live in chunks allocated on first use and
 //! kept until the pool is dropped, so a handle never dangles while its mover
-//! lives. The free list is a lock-free stack whose head carries a tag
-//! against ABA; the hot path (alloc/free of a recycled record) takes no lock
-//! and allocates nothing. When `capacity` records are out, `alloc` returns
-//! `None`, which the vdm layer turns into `VDM_ERROR_OUT_OF_MEMORY`.
+//! lives. When `capacity` records are out, `alloc` returns `None`, which the
+//! vdm layer turns into `VDM_ERROR_OUT_OF_MEMORY`.
+//!
+//! Two free lists: the *owner* list, used only by the thread that created
+//! the pool (plain loads and stores, no locked instruction: a locked
+//! read-modify-write would also drain the store buffer right after the
+//! operation's copy), and a shared lock-free stack for every other thread,
+//! whose head carries a tag against ABA. Neither path allocates once the
+//! records exist.
 
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -32,6 +37,21 @@ pub fn configured_capacity() -> u32 {
     })
 }
 
+/// This thread's thread pointer: unique among live threads. The x86-64
+/// ELF TLS ABI puts the thread pointer itself in the first word of the
+/// thread control block, at `%fs:0`; reading it is one instruction, where
+/// `pthread_self()` is a call through the PLT on the hot path.
+#[inline(always)]
+fn thread_pointer() -> usize {
+    let tp: usize;
+    // SAFETY: `%fs:0` is always mapped and holds the thread pointer on
+    // x86-64 Linux (TLS ABI); the load has no side effects.
+    unsafe {
+        core::arch::asm!("mov {}, qword ptr fs:[0]", out(reg) tp, options(nostack, readonly, preserves_flags));
+    }
+    tp
+}
+
 /// One record and its bookkeeping. `value` is first, so a pointer to the
 /// slot is a pointer to the value.
 #[repr(C)]
@@ -44,6 +64,12 @@ struct Slot<T> {
 /// A bounded, lock-free pool of `T`.
 pub struct Pool<T> {
     chunks: Box<[AtomicPtr<Slot<T>>]>,
+    /// The creating thread (its thread pointer), which alone uses
+    /// `owner_head`.
+    owner: usize,
+    /// Owner free-list head (index or EMPTY). Atomic only so that other
+    /// threads may read it for statistics; the owner never uses RMW on it.
+    owner_head: AtomicU32,
     /// Free-list head: tag in the high 32 bits, index (or EMPTY) low.
     head: AtomicU64,
     /// Records never handed out yet start at this index.
@@ -68,6 +94,8 @@ impl<T: Default> Pool<T> {
             chunks: (0..nchunks)
                 .map(|_| AtomicPtr::new(core::ptr::null_mut()))
                 .collect(),
+            owner: thread_pointer(),
+            owner_head: AtomicU32::new(EMPTY),
             head: AtomicU64::new(EMPTY as u64),
             fresh: AtomicU32::new(0),
             capacity,
@@ -80,6 +108,7 @@ impl<T: Default> Pool<T> {
         self.capacity
     }
 
+    #[inline(always)]
     fn slot(&self, index: u32) -> *mut Slot<T> {
         let chunk = self.chunks[(index / CHUNK) as usize].load(Ordering::Acquire);
         debug_assert!(!chunk.is_null());
@@ -115,7 +144,19 @@ impl<T: Default> Pool<T> {
     /// Takes a record, or `None` when `capacity` records are out (or memory
     /// for a new chunk cannot be had). The record keeps whatever state its
     /// previous user left; callers reset what they use.
+    #[inline]
     pub fn alloc(&self) -> Option<&T> {
+        if self.is_owner() {
+            let index = self.owner_head.load(Ordering::Relaxed);
+            if index != EMPTY {
+                // SAFETY: indices on the owner list have live slots, and
+                // only this (the owner) thread reads or writes that list.
+                let slot = unsafe { &*self.slot(index) };
+                self.owner_head
+                    .store(slot.next.load(Ordering::Relaxed), Ordering::Relaxed);
+                return Some(&slot.value);
+            }
+        }
         let mut head = self.head.load(Ordering::Acquire);
         loop {
             let index = head as u32;
@@ -168,10 +209,16 @@ impl<T: Default> Pool<T> {
     /// # Safety
     /// `value` must have come from `alloc` on this pool and not have been
     /// freed since; nobody may use it afterwards.
+    #[inline]
     pub unsafe fn free(&self, value: &T) {
         let slot = (value as *const T).cast::<Slot<T>>();
         // SAFETY: `value` is the first field of a live slot of this pool.
         let (index, next) = unsafe { ((*slot).index, &(*slot).next) };
+        if self.is_owner() {
+            next.store(self.owner_head.load(Ordering::Relaxed), Ordering::Relaxed);
+            self.owner_head.store(index, Ordering::Relaxed);
+            return;
+        }
         let mut head = self.head.load(Ordering::Relaxed);
         loop {
             next.store(head as u32, Ordering::Relaxed);
@@ -188,14 +235,25 @@ impl<T: Default> Pool<T> {
         }
     }
 
-    /// Records currently handed out (racy snapshot, for tests and stats).
+    #[inline(always)]
+    fn is_owner(&self) -> bool {
+        thread_pointer() == self.owner
+    }
+
+    /// Records currently handed out: an exact count when no other thread
+    /// uses the pool meanwhile (for tests and statistics).
     pub fn outstanding(&self) -> u32 {
         let mut free = 0;
-        let mut i = self.head.load(Ordering::Acquire) as u32;
-        while i != EMPTY && free <= self.capacity {
-            free += 1;
-            // SAFETY: indices on the free list have live slots.
-            i = unsafe { (*self.slot(i)).next.load(Ordering::Relaxed) };
+        for start in [
+            self.head.load(Ordering::Acquire) as u32,
+            self.owner_head.load(Ordering::Acquire),
+        ] {
+            let mut i = start;
+            while i != EMPTY && free <= self.capacity {
+                free += 1;
+                // SAFETY: indices on a free list have live slots.
+                i = unsafe { (*self.slot(i)).next.load(Ordering::Relaxed) };
+            }
         }
         self.fresh.load(Ordering::Relaxed).saturating_sub(free)
     }
@@ -246,6 +304,38 @@ mod tests {
             unsafe { pool.free(r) };
         }
         assert_eq!(pool.outstanding(), 0);
+    }
+
+    #[test]
+    fn records_move_between_owner_and_other_threads() {
+        let pool: Pool<Rec> = Pool::new(8);
+        // Allocated by the owner, freed elsewhere, reused by the owner.
+        let held: Vec<usize> = (0..8)
+            .map(|_| pool.alloc().unwrap() as *const Rec as usize)
+            .collect();
+        assert!(pool.alloc().is_none());
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for &a in &held[..4] {
+                    // SAFETY: each address is a record of `pool`, freed once.
+                    unsafe { pool.free(&*(a as *const Rec)) };
+                }
+                assert_eq!(pool.outstanding(), 4);
+                let r = pool.alloc().expect("freed by this thread, reusable here");
+                // SAFETY: `r` came from this pool.
+                unsafe { pool.free(r) };
+            });
+        });
+        for &a in &held[4..] {
+            // SAFETY: as above.
+            unsafe { pool.free(&*(a as *const Rec)) };
+        }
+        assert_eq!(pool.outstanding(), 0);
+        let again: Vec<&Rec> = (0..8)
+            .map(|_| pool.alloc().expect("all 8 reusable"))
+            .collect();
+        assert!(pool.alloc().is_none());
+        assert_eq!(again.len(), 8);
     }
 
     #[test]

@@ -53,6 +53,7 @@ impl SyncMover {
     }
 
     /// Reserves a record (`None`: the bound of outstanding ops is reached).
+    #[inline]
     pub fn op_new(&self) -> Option<&SyncOp> {
         let op = self.pool.alloc()?;
         op.owner
@@ -67,6 +68,7 @@ impl SyncMover {
     ///
     /// # Safety
     /// The operation's buffers must be valid as its type implies.
+    #[inline]
     pub unsafe fn op_start(&self, op: &SyncOp, operation: &vdm_operation) {
         let result = match cpu::decode(operation) {
             Ok(decoded) => {
@@ -80,6 +82,7 @@ impl SyncMover {
     }
 
     /// COMPLETE once started, IDLE before.
+    #[inline]
     pub fn op_check(&self, op: &SyncOp) -> u32 {
         if op.result.load(Ordering::Acquire) == NOT_RUN {
             IDLE
@@ -92,6 +95,7 @@ impl SyncMover {
     ///
     /// # Safety
     /// `op` must be a record of this mover that is not used afterwards.
+    #[inline]
     pub unsafe fn op_delete(
         &self,
         op: &SyncOp,
@@ -119,6 +123,7 @@ impl SyncMover {
 /// Writes type, result and the destination pointer into an output, as every
 /// mover's `op_delete` must: `dest` (memcpy/memmove) or `str` (memset) on
 /// success, NULL on failure; a flush output is zeroed.
+#[inline]
 pub fn fill_output(operation: &vdm_operation, output: &mut vdm_operation_output, result: u32) {
     let ty = cpu::raw_type(operation);
     let ok = result == vdm_operation_result::VDM_SUCCESS as u32;

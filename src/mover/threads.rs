@@ -429,7 +429,7 @@ fn execute(shared: &Shared, op: &ThreadsOp) {
     let operation = unsafe { *op.op.get() };
     let result = match cpu::decode(&operation) {
         Ok(d) => {
-            // SAFETY (all arms): the operation was checked by `decode`, the
+            // SAFETY: in all arms the operation was checked by `decode`, the
             // buffers are the C caller's promise, and the stored function
             // pointers have the C signatures of `memcpy_fn` and friends.
             unsafe {
