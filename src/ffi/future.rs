@@ -3,7 +3,7 @@
 
 use core::ffi::{c_int, c_void};
 
-use crate::abi::{future, future_context, future_notifier, future_property, future_state};
+use crate::abi::{future, future_context, future_notifier, future_state};
 use crate::future as fut;
 
 /// `future_poll(fut, notifier)`: polls once unless complete; returns the
@@ -29,17 +29,26 @@ pub unsafe extern "C" fn future_poll(
 }
 
 /// `future_has_property(fut, property)`: 0 for a NULL future or a NULL
-/// property function, else what the future's function returns.
+/// property function, else what the future's function returns. The
+/// property is C's `enum future_property` taken as a plain integer and
+/// passed on unchanged (C may pass any value; a Rust enum cannot hold it).
 ///
 /// # Safety
 /// `fut` must be NULL or a live future.
 #[no_mangle]
-pub unsafe extern "C" fn future_has_property(fut: *mut future, property: future_property) -> c_int {
+pub unsafe extern "C" fn future_has_property(fut: *mut future, property: u32) -> c_int {
     if fut.is_null() {
         return 0;
     }
     // SAFETY: caller's contract.
-    unsafe { fut::has_property(fut, property) }
+    let Some(f) = (unsafe { (*fut).has_property }) else {
+        return 0;
+    };
+    // SAFETY: the enum is passed as a C int; a function type taking u32
+    // in its place is ABI-identical.
+    let raw: unsafe extern "C" fn(*mut c_void, u32) -> c_int = unsafe { core::mem::transmute(f) };
+    // SAFETY: the future's own property function, given the future.
+    unsafe { raw(fut.cast(), property) }
 }
 
 /// `future_context_get_data(ctx)`: the data right after the context (NULL

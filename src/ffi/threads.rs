@@ -74,11 +74,24 @@ unsafe extern "C" fn threads_op_delete(
     }
 }
 
-/// Property function of threads-mover futures: 1 for ASYNC.
-unsafe extern "C" fn threads_has_property(_f: *mut c_void, p: future_property) -> c_int {
-    // SAFETY: reading the enum argument as its int value.
-    let raw: u32 = unsafe { core::mem::transmute(p) };
-    c_int::from(raw == future_property::FUTURE_PROPERTY_ASYNC as u32)
+/// Property function of threads-mover futures: 1 for ASYNC, 0 for any
+/// other value. The property is taken as a plain integer: C may pass any
+/// value, and a Rust enum parameter holding a value outside its variants
+/// is undefined behaviour (with one variant, the compare folded to 1).
+unsafe extern "C" fn threads_has_property(_f: *mut c_void, p: u32) -> c_int {
+    c_int::from(p == future_property::FUTURE_PROPERTY_ASYNC as u32)
+}
+
+/// `threads_has_property` as the `struct vdm` field's type.
+fn threads_has_property_fn() -> future_has_property_fn {
+    // SAFETY: `enum future_property` is passed as a C int; a function
+    // taking u32 in its place has the same ABI.
+    Some(unsafe {
+        core::mem::transmute::<
+            unsafe extern "C" fn(*mut c_void, u32) -> c_int,
+            unsafe extern "C" fn(*mut c_void, future_property) -> c_int,
+        >(threads_has_property)
+    })
 }
 
 fn threads_vdm() -> vdm {
@@ -88,7 +101,7 @@ fn threads_vdm() -> vdm {
         op_start: Some(threads_op_start),
         op_check: Some(threads_op_check),
         capabilities: 0,
-        has_property: Some(threads_has_property),
+        has_property: threads_has_property_fn(),
     }
 }
 
@@ -101,11 +114,11 @@ fn threads_vdm() -> vdm {
 pub extern "C" fn data_mover_threads_new(
     nthreads: usize,
     ringbuf_size: usize,
-    desired_notifier: future_notifier_type,
+    desired_notifier: u32,
 ) -> *mut ThreadsMover {
-    // SAFETY: reading the enum argument as its int value (C may pass any).
-    let kind: u32 = unsafe { core::mem::transmute(desired_notifier) };
-    match ThreadsMover::new(threads_vdm(), nthreads, ringbuf_size, kind) {
+    // `desired_notifier` is C's `enum future_notifier_type`, taken as a
+    // plain integer: C may pass any value, which a Rust enum cannot hold.
+    match ThreadsMover::new(threads_vdm(), nthreads, ringbuf_size, desired_notifier) {
         Ok(m) => Box::into_raw(m),
         Err(e) => {
             if e == crate::mover::threads::NewError::ThreadSpawn {
@@ -119,7 +132,7 @@ pub extern "C" fn data_mover_threads_new(
 /// `data_mover_threads_new(12, 128, FUTURE_NOTIFIER_WAKER)`.
 #[no_mangle]
 pub extern "C" fn data_mover_threads_default() -> *mut ThreadsMover {
-    data_mover_threads_new(12, 128, future_notifier_type::FUTURE_NOTIFIER_WAKER)
+    data_mover_threads_new(12, 128, fut::NOTIFIER_WAKER)
 }
 
 /// The mover's `struct vdm` (same address as the mover); NULL for NULL.
