@@ -10,15 +10,19 @@
 //! an exponential back-off (spin, yield, then sleeps from 1 us to 256 us).
 
 use core::ffi::c_void;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use crate::abi::{future, future_property, future_waker};
-use crate::future::{self as fut, COMPLETE, NOTIFIER_WAKER, RUNNING};
+use crate::future::{self as fut, COMPLETE, NOTIFIER_NONE, NOTIFIER_WAKER, RUNNING};
 
-/// Passes spent spinning before the runtime sleeps or backs off.
+/// Passes spent spinning before backing off when some pending future
+/// registered no waker.
 const SPIN_PASSES: u32 = 64;
+/// Passes spent spinning before sleeping when every pending future
+/// registered the runtime's waker.
+const WAKER_SPIN_PASSES: u32 = 2;
 /// Longest back-off sleep for futures that cannot wake us.
 const MAX_BACKOFF: Duration = Duration::from_micros(256);
 /// Upper bound of one sleep even when every future promised a wake, so a
@@ -30,6 +34,9 @@ const SAFETY_TIMEOUT: Duration = Duration::from_millis(100);
 pub struct Runtime {
     epoch: AtomicU64,
     sleepers: AtomicUsize,
+    /// A notification is on its way to the sleepers: later wakers need not
+    /// make the system call again. Cleared by each sleeper before it waits.
+    notify_pending: AtomicBool,
     lock: Mutex<()>,
     cv: Condvar,
 }
@@ -42,7 +49,7 @@ pub unsafe extern "C" fn runtime_wake(data: *mut c_void) {
     // SAFETY: caller's contract: the waker data is the runtime itself.
     let rt = unsafe { &*(data as *const Runtime) };
     rt.epoch.fetch_add(1, Ordering::SeqCst);
-    if rt.sleepers.load(Ordering::SeqCst) > 0 {
+    if rt.sleepers.load(Ordering::SeqCst) > 0 && !rt.notify_pending.swap(true, Ordering::SeqCst) {
         let _g = rt.lock.lock().unwrap_or_else(|e| e.into_inner());
         rt.cv.notify_all();
     }
@@ -53,6 +60,7 @@ impl Default for Runtime {
         Runtime {
             epoch: AtomicU64::new(0),
             sleepers: AtomicUsize::new(0),
+            notify_pending: AtomicBool::new(false),
             lock: Mutex::new(()),
             cv: Condvar::new(),
         }
@@ -74,6 +82,7 @@ impl Runtime {
     fn park(&self, seen: u64) {
         let mut g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         self.sleepers.fetch_add(1, Ordering::SeqCst);
+        self.notify_pending.store(false, Ordering::SeqCst);
         if self.epoch.load(Ordering::SeqCst) == seen {
             g = self
                 .cv
@@ -85,8 +94,8 @@ impl Runtime {
         drop(g);
     }
 
-    /// Polls `futs` until all are complete. With `reorder`, the slice is
-    /// partitioned in place each pass (upstream's visible behaviour).
+    /// Polls `futs` until all are complete, partitioning the slice in place
+    /// each pass (upstream's visible behaviour).
     ///
     /// # Safety
     /// Every non-NULL entry must be a live future, not polled by anyone
@@ -100,18 +109,21 @@ impl Runtime {
             data: self as *const Runtime as *mut c_void,
             wake: Some(runtime_wake),
         };
-        let mut classes: Vec<u8> = vec![0; n];
-        let mut scratch: Vec<*mut future> = Vec::with_capacity(if n > 1 { n } else { 0 });
+        // Per future (kept in step with `futs` by the partition): its class
+        // this pass, and whether its pending operation registered our waker
+        // (a task reports the notifier only on the poll that starts work).
+        let mut slots: Vec<Slot> = vec![Slot::default(); n];
+        let mut scratch: Vec<(*mut future, Slot)> = Vec::new();
         let mut idle_passes = 0u32;
         let mut backoff = Duration::from_micros(1);
         loop {
             let seen = self.epoch.load(Ordering::SeqCst);
             if n > 1 {
-                partition(futs, &mut classes, &mut scratch);
+                partition(futs, &mut slots, &mut scratch);
             }
             let mut pending = 0usize;
             let mut all_wake = true;
-            for &f in futs.iter() {
+            for (&f, slot) in futs.iter().zip(slots.iter_mut()) {
                 // SAFETY: caller's contract.
                 if f.is_null() || unsafe { fut::state(f) } == COMPLETE {
                     continue;
@@ -119,28 +131,39 @@ impl Runtime {
                 let mut notifier = fut::notifier_with_waker(future_waker { ..waker });
                 // SAFETY: caller's contract; the notifier lives for the call.
                 let st = unsafe { fut::poll(f, &mut notifier) };
-                if st != COMPLETE {
-                    // SAFETY: caller's contract.
-                    if unsafe { (*f).task.is_none() } {
-                        continue; // cannot progress: not waited for
-                    }
-                    pending += 1;
-                    if st != RUNNING || fut::notifier_used(&notifier) != NOTIFIER_WAKER {
-                        all_wake = false;
-                    }
+                if st == COMPLETE {
+                    continue;
                 }
+                // SAFETY: caller's contract.
+                if unsafe { (*f).task.is_none() } {
+                    continue; // cannot progress: not waited for
+                }
+                pending += 1;
+                match (st, fut::notifier_used(&notifier)) {
+                    (RUNNING, NOTIFIER_WAKER) => slot.waker = true,
+                    (RUNNING, NOTIFIER_NONE) => {} // nothing new reported
+                    _ => slot.waker = false,
+                }
+                all_wake &= slot.waker;
             }
             if pending == 0 {
                 return;
             }
-            if idle_passes < SPIN_PASSES {
-                idle_passes += 1;
-                core::hint::spin_loop();
-                continue;
-            }
             if all_wake {
+                // Everything pending will wake us: a few quick passes catch
+                // very short operations, then sleep instead of competing
+                // with the threads doing the work.
+                if idle_passes < WAKER_SPIN_PASSES {
+                    idle_passes += 1;
+                    core::hint::spin_loop();
+                    continue;
+                }
                 self.park(seen);
                 idle_passes = 0;
+                backoff = Duration::from_micros(1);
+            } else if idle_passes < SPIN_PASSES {
+                idle_passes += 1;
+                core::hint::spin_loop();
             } else if backoff < Duration::from_micros(4) {
                 std::thread::yield_now();
                 backoff *= 2;
@@ -152,35 +175,39 @@ impl Runtime {
     }
 }
 
-/// Stable three-way partition of `futs` by `class`, in O(n). Skips the
-/// move when the slice is already ordered.
-fn partition(futs: &mut [*mut future], classes: &mut [u8], scratch: &mut Vec<*mut future>) {
+/// What the runtime keeps per future during one wait.
+#[derive(Clone, Copy, Default)]
+struct Slot {
+    class: u8,
+    waker: bool,
+}
+
+/// Stable three-way partition of `futs` (and `slots` with them) by class,
+/// in O(n). Skips the move when the slice is already ordered.
+fn partition(futs: &mut [*mut future], slots: &mut [Slot], scratch: &mut Vec<(*mut future, Slot)>) {
     let mut sorted = true;
-    let mut counts = [0usize; 3];
     let mut prev = 0u8;
-    for (i, &f) in futs.iter().enumerate() {
-        let c = if f.is_null() { 1 } else { class(f) };
-        classes[i] = c;
-        counts[c as usize] += 1;
-        sorted &= c >= prev;
-        prev = c;
+    for (&f, slot) in futs.iter().zip(slots.iter_mut()) {
+        slot.class = if f.is_null() { 1 } else { class(f) };
+        sorted &= slot.class >= prev;
+        prev = slot.class;
     }
     if sorted {
         return;
     }
     scratch.clear();
     for want in 0..3u8 {
-        if counts[want as usize] == 0 {
-            continue;
-        }
         scratch.extend(
             futs.iter()
-                .zip(classes.iter())
-                .filter(|(_, &c)| c == want)
-                .map(|(&f, _)| f),
+                .zip(slots.iter())
+                .filter(|(_, s)| s.class == want)
+                .map(|(&f, &s)| (f, s)),
         );
     }
-    futs.copy_from_slice(scratch);
+    for ((f, s), &(nf, ns)) in futs.iter_mut().zip(slots.iter_mut()).zip(scratch.iter()) {
+        *f = nf;
+        *s = ns;
+    }
 }
 
 #[cfg(test)]

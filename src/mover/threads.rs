@@ -36,7 +36,7 @@ pub const MAX_RING: usize = 1 << 24;
 pub const MAX_THREADS: usize = 4096;
 
 /// Spins of an idle worker before it sleeps.
-const WORKER_SPINS: u32 = 2000;
+const WORKER_SPINS: u32 = 200;
 
 /// Per-operation record.
 pub struct ThreadsOp {
@@ -97,6 +97,9 @@ struct Shared {
     memmove: AtomicUsize,
     memset: AtomicUsize,
     sleepers: AtomicUsize,
+    /// A wake-up is on its way to a sleeping worker; producers need not
+    /// make the system call again until that worker runs.
+    wake_pending: AtomicBool,
     stop: AtomicBool,
     lock: Mutex<()>,
     cv: Condvar,
@@ -195,6 +198,7 @@ impl ThreadsMover {
             memmove: AtomicUsize::new(default_memmove as *const () as usize),
             memset: AtomicUsize::new(default_memset as *const () as usize),
             sleepers: AtomicUsize::new(0),
+            wake_pending: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             lock: Mutex::new(()),
             cv: Condvar::new(),
@@ -381,7 +385,9 @@ impl Drop for ThreadsMover {
 impl Shared {
     fn wake_worker(&self) {
         core::sync::atomic::fence(Ordering::SeqCst);
-        if self.sleepers.load(Ordering::Relaxed) > 0 {
+        if self.sleepers.load(Ordering::Relaxed) > 0
+            && !self.wake_pending.swap(true, Ordering::SeqCst)
+        {
             let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
             self.cv.notify_one();
         }
@@ -393,6 +399,10 @@ fn worker(shared: &Shared) {
     loop {
         if let Some(p) = shared.queue.pop() {
             spins = 0;
+            if !shared.queue.is_empty() {
+                // More work than this worker: bring in a sleeping one.
+                shared.wake_worker();
+            }
             // SAFETY: only records of this mover's pool are queued, and a
             // queued record stays allocated until its op_delete, which waits
             // for `worker_busy` to clear.
@@ -413,8 +423,11 @@ fn worker(shared: &Shared) {
         }
         let guard = shared.lock.lock().unwrap_or_else(|e| e.into_inner());
         shared.sleepers.fetch_add(1, Ordering::SeqCst);
+        shared.wake_pending.store(false, Ordering::SeqCst);
         if shared.queue.is_empty() && !shared.stop.load(Ordering::SeqCst) {
             drop(shared.cv.wait(guard).unwrap_or_else(|e| e.into_inner()));
+            // This worker is running now: the next producer may wake another.
+            shared.wake_pending.store(false, Ordering::SeqCst);
         } else {
             drop(guard);
         }
