@@ -13,6 +13,26 @@ pub mod sync;
 pub mod threads;
 pub mod vdm;
 
+/// An `op_new` callback whose type argument is a plain integer, as the
+/// `struct vdm` field's type. C may pass any `int` as the enum; a Rust enum
+/// parameter holding a value outside its variants would be undefined
+/// behaviour, so our callbacks never take the enum.
+pub(crate) fn op_new_fn(
+    f: unsafe extern "C" fn(*mut crate::abi::vdm, u32) -> *mut core::ffi::c_void,
+) -> crate::abi::vdm_operation_new {
+    // SAFETY: `enum vdm_operation_type` is passed as a C int; a function
+    // taking u32 in its place has the same ABI.
+    Some(unsafe {
+        core::mem::transmute::<
+            _,
+            unsafe extern "C" fn(
+                *mut crate::abi::vdm,
+                crate::abi::vdm_operation_type,
+            ) -> *mut core::ffi::c_void,
+        >(f)
+    })
+}
+
 /// Writes a one-line diagnostic to stderr (best effort, never panics).
 pub(crate) fn warn(msg: &str) {
     use std::io::Write;

@@ -10,7 +10,7 @@ use crate::mover::sync::{SyncMover, SyncOp};
 /// function, as upstream.
 pub(crate) fn sync_vdm() -> vdm {
     vdm {
-        op_new: Some(sync_op_new),
+        op_new: super::op_new_fn(sync_op_new),
         op_delete: Some(sync_op_delete),
         op_start: Some(sync_op_start),
         op_check: Some(sync_op_check),
@@ -30,7 +30,7 @@ unsafe fn record<'a>(data: *mut c_void) -> (&'a SyncMover, &'a SyncOp) {
     }
 }
 
-unsafe extern "C" fn sync_op_new(v: *mut vdm, _t: vdm_operation_type) -> *mut c_void {
+unsafe extern "C" fn sync_op_new(v: *mut vdm, _t: u32) -> *mut c_void {
     if v.is_null() {
         return core::ptr::null_mut();
     }

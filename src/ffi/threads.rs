@@ -16,7 +16,7 @@ unsafe fn record<'a>(data: *mut c_void) -> (&'a ThreadsMover, &'a ThreadsOp) {
     }
 }
 
-unsafe extern "C" fn threads_op_new(v: *mut vdm, _t: vdm_operation_type) -> *mut c_void {
+unsafe extern "C" fn threads_op_new(v: *mut vdm, _t: u32) -> *mut c_void {
     if v.is_null() {
         return core::ptr::null_mut();
     }
@@ -96,7 +96,7 @@ fn threads_has_property_fn() -> future_has_property_fn {
 
 fn threads_vdm() -> vdm {
     vdm {
-        op_new: Some(threads_op_new),
+        op_new: super::op_new_fn(threads_op_new),
         op_delete: Some(threads_op_delete),
         op_start: Some(threads_op_start),
         op_check: Some(threads_op_check),
