@@ -17,21 +17,17 @@ pub mod vdm;
 /// `struct vdm` field's type. C may pass any `int` as the enum; a Rust enum
 /// parameter holding a value outside its variants would be undefined
 /// behaviour, so our callbacks never take the enum.
-pub(crate) fn op_new_fn(
-    f: unsafe extern "C" fn(*mut crate::abi::vdm, u32) -> *mut core::ffi::c_void,
-) -> crate::abi::vdm_operation_new {
+pub(crate) fn op_new_fn(f: RawOpNew) -> crate::abi::vdm_operation_new {
     // SAFETY: `enum vdm_operation_type` is passed as a C int; a function
     // taking u32 in its place has the same ABI.
-    Some(unsafe {
-        core::mem::transmute::<
-            _,
-            unsafe extern "C" fn(
-                *mut crate::abi::vdm,
-                crate::abi::vdm_operation_type,
-            ) -> *mut core::ffi::c_void,
-        >(f)
-    })
+    Some(unsafe { core::mem::transmute::<RawOpNew, TypedOpNew>(f) })
 }
+
+type RawOpNew = unsafe extern "C" fn(*mut crate::abi::vdm, u32) -> *mut core::ffi::c_void;
+type TypedOpNew = unsafe extern "C" fn(
+    *mut crate::abi::vdm,
+    crate::abi::vdm_operation_type,
+) -> *mut core::ffi::c_void;
 
 /// Writes a one-line diagnostic to stderr (best effort, never panics).
 pub(crate) fn warn(msg: &str) {
