@@ -44,9 +44,9 @@ ALL_TARGETS := $(LIB)/$(SONAME) $(LIB)/libminiasync.so $(LIB)/libminiasync.a \
 	$(B)/pkgconfig/libminiasync.pc $(B)/cmake/libminiasync-config.cmake \
 	$(B)/cmake/libminiasync-config-version.cmake
 CHECK_TARGETS := check-rust check-headers check-abi check-symbols check-c \
-	check-install check-pmem2
+	check-install check-pmem2 check-man
 
-.PHONY: all check check-rust check-headers check-abi check-symbols check-c \
+.PHONY: all check check-man check-rust check-headers check-abi check-symbols check-c \
 	check-install check-pmem2 check-valgrind check-asan check-lint bench demo \
 	install uninstall headers clean
 
@@ -78,12 +78,15 @@ $(LIB)/libminiasync.so: $(LIB)/$(SONAME)
 
 $(B)/pkgconfig/%.pc: pkgconfig/%.pc.in
 	@mkdir -p $(@D)
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
-		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+	$(SUBST) $< > $@
+
+# Generated files that carry install paths (pkg-config, CMake).
+SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g'
 
 $(B)/cmake/%.cmake: cmake/%.cmake.in
 	@mkdir -p $(@D)
-	sed -e 's|@VERSION@|$(VERSION)|g' $< > $@
+	$(SUBST) $< > $@
 
 # ---- generated headers ------------------------------------------------------
 
@@ -108,7 +111,7 @@ headers:
 check: $(CHECK_TARGETS)
 	@echo "make check: all test groups passed"
 
-check-rust:
+check-rust: $(B)/.dirstamp
 	$(CARGO) test --release 2>&1 | tee $(B)/cargo-test.log; test $${PIPESTATUS[0]} -eq 0
 
 check-lint:
@@ -176,6 +179,9 @@ check-install: lib-all
 check-pmem2: lib-all
 	sh tests/check_pmem2.sh
 
+check-man:
+	sh tests/check_man.sh
+
 bench: lib-all
 	@mkdir -p $(B)
 	$(CC) -O2 -std=gnu99 -Wall -Wextra -Iinclude -o $(B)/bench bench/bench.c $(LDLIBS_TEST) $(BENCH_LDLIBS)
@@ -200,10 +206,9 @@ install: lib-all $(INSTALL_EXTRA_DEPS)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libminiasync.so
 	install -m 644 $(LIB)/libminiasync.a $(DESTDIR)$(LIBDIR)/
 	for h in $(INSTALL_HEADERS); do install -m 644 include/$$h $(DESTDIR)$(INCLUDEDIR)/$$h; done
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
-		-e 's|@VERSION@|$(VERSION)|g' pkgconfig/libminiasync.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/libminiasync.pc
-	install -m 644 $(B)/cmake/libminiasync-config.cmake $(B)/cmake/libminiasync-config-version.cmake \
-		$(DESTDIR)$(LIBDIR)/libminiasync/cmake/
+	$(SUBST) pkgconfig/libminiasync.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/libminiasync.pc
+	$(SUBST) cmake/libminiasync-config.cmake.in > $(DESTDIR)$(LIBDIR)/libminiasync/cmake/libminiasync-config.cmake
+	$(SUBST) cmake/libminiasync-config-version.cmake.in > $(DESTDIR)$(LIBDIR)/libminiasync/cmake/libminiasync-config-version.cmake
 	for m in $(wildcard man/*.3); do install -m 644 $$m $(DESTDIR)$(MANDIR)/man3/; done
 	for m in $(wildcard man/*.7); do install -m 644 $$m $(DESTDIR)$(MANDIR)/man7/; done
 	$(INSTALL_EXTRA)
