@@ -301,18 +301,24 @@ impl ThreadsMover {
             return true;
         }
         op.worker_busy.store(true, Ordering::Relaxed);
+        // QUEUED must be stored before the push: once the record is on the
+        // queue a worker may run it and store DONE at any moment, and a
+        // later QUEUED store would overwrite DONE (the future would stay
+        // RUNNING forever). The push orders this store before the worker's.
+        op.state.store(ST_QUEUED, Ordering::Relaxed);
         if self
             .shared
             .queue
             .push(op as *const ThreadsOp as usize)
             .is_err()
         {
+            // Not queued: no worker has seen the record.
+            op.state.store(ST_IDLE, Ordering::Relaxed);
             op.worker_busy.store(false, Ordering::Relaxed);
             // SAFETY: caller's contract on `n`.
             unsafe { fut::set_notifier_used(n, NOTIFIER_NONE) };
             return false;
         }
-        op.state.store(ST_QUEUED, Ordering::Relaxed);
         if !n.is_null() {
             // SAFETY: `n` is valid for writes (caller's contract).
             unsafe {
