@@ -45,7 +45,7 @@ poll_with_deadline(struct vdm_operation_future *f, double limit)
 	unsigned spins = 0;
 	while (future_poll(FUTURE_AS_RUNNABLE(f), NULL) !=
 		FUTURE_STATE_COMPLETE) {
-		if ((++spins & 1023) == 0) {
+		if ((++spins & 63) == 0) {
 			if (now_s() - t0 > limit)
 				return 0;
 			sched_yield();
