@@ -294,8 +294,8 @@ impl ThreadsMover {
                 vdm_operation_result::VDM_ERROR_JOB_CORRUPTED as u32,
                 Ordering::Relaxed,
             );
-            op.complete_word.store(1, Ordering::Relaxed);
             op.state.store(ST_DONE, Ordering::Release);
+            op.complete_word.store(1, Ordering::Release);
             // SAFETY: caller's contract on `n`.
             unsafe { fut::set_notifier_used(n, NOTIFIER_NONE) };
             return true;
@@ -499,9 +499,10 @@ fn execute(shared: &Shared, op: &ThreadsOp) {
     let data = op.waker_data.load(Ordering::Relaxed);
     let wake = op.waker_fn.load(Ordering::Relaxed);
     op.result.store(result, Ordering::Relaxed);
-    op.complete_word.store(1, Ordering::Release);
-    // Publish completion first, then wake: a woken poller sees COMPLETE.
+    // Publish completion first, then signal: a poller that sees the
+    // POLLER word set, or a woken waiter, then polls COMPLETE.
     op.state.store(ST_DONE, Ordering::Release);
+    op.complete_word.store(1, Ordering::Release);
     if kind == NOTIFIER_WAKER && wake != 0 {
         // SAFETY: the waker was supplied with the poll that queued this op;
         // its owner keeps it valid until the future completes, and the
