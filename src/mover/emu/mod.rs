@@ -1,1 +1,228 @@
-//! Emulated DSA work queue (see DSA.md section 8).
+//! Emulated DSA work queue (DSA.md section 8).
+//!
+//! An in-process model of one DSA work queue behind the same [`Portal`]
+//! trait as the real portal, so every engine path runs without hardware:
+//! a bounded queue that silently drops descriptors submitted while full
+//! (dedicated mode, recorded in a SWERROR-like record) or answers "retry"
+//! (shared mode); engine threads that pull FIFO and complete out of order
+//! after random delays; descriptor validation with the real status codes;
+//! real memory effects; page-fault partial completion when an operand page
+//! is not resident (mincore(2): memory mapped but never touched, as with
+//! SVA) or at injected random offsets; descending memmove; BATCH, DRAIN and
+//! NOOP; completion records written fields first and status last; and the
+//! kernel `write(2)` submission path's checks.
+//!
+//! It is used only when `MINIASYNC_DSA_EMULATE=1` (or built explicitly by
+//! tests through [`EmuDevice::new`]); without it, no emulation is ever
+//! used, hardware or not. Options (environment, read when a mover opens
+//! its engine):
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `MINIASYNC_DSA_EMULATE` | unset | `1` selects the emulated WQ |
+//! | `MINIASYNC_DSA_EMULATE_MODE` | `dedicated` | or `shared` |
+//! | `MINIASYNC_DSA_EMULATE_WQ_SIZE` | 32 | WQ entries (1..=4096) |
+//! | `MINIASYNC_DSA_EMULATE_THRESHOLD` | size - 1 | shared mode: limited-portal threshold |
+//! | `MINIASYNC_DSA_EMULATE_ENGINES` | 2 | engine threads (1..=16) |
+//! | `MINIASYNC_DSA_EMULATE_MAX_TRANSFER` | 2097152 | WQ max_transfer_size (bytes) |
+//! | `MINIASYNC_DSA_EMULATE_MAX_BATCH` | 32 | WQ max_batch_size |
+//! | `MINIASYNC_DSA_EMULATE_NO_BATCH` | 0 | `1` hides BATCH from op_cap |
+//! | `MINIASYNC_DSA_EMULATE_GENCAP` | 0x40915f0107 | GENCAP (overlap, CC, readback) |
+//! | `MINIASYNC_DSA_EMULATE_VERSION` | 0x100 | device version |
+//! | `MINIASYNC_DSA_EMULATE_FAULT_RATE` | 0 | probability (0..=1) that a descriptor faults at a random offset |
+//! | `MINIASYNC_DSA_EMULATE_DELAY_US` | 0 | max random delay per descriptor (µs) |
+//! | `MINIASYNC_DSA_EMULATE_STALL` | 0 | `1`: engines wait until the WQ is full or idle for 2 ms |
+//! | `MINIASYNC_DSA_EMULATE_WRITE` | 0 | `1`: model the kernel `write(2)` submission checks |
+//! | `MINIASYNC_DSA_EMULATE_HOSTILE` | 0 | `1`: completion records written slowly, garbage first |
+//! | `MINIASYNC_DSA_EMULATE_SEED` | 1 | random seed |
+//! | `MINIASYNC_DSA_EMULATE_STRICT` | 1 | `1`: a dropped descriptor aborts the process |
+
+mod device;
+mod exec;
+pub mod sysfs;
+
+pub use device::{EmuDevice, EmuStats, SwError, SwErrorKind};
+pub use exec::Forced;
+
+use std::path::PathBuf;
+
+use crate::mover::dsa::descriptor::opcode;
+use crate::mover::dsa::discovery::{parse_u64, OpCap, WqConfig, WqMode};
+
+/// The switch.
+pub const EMULATE_ENV: &str = "MINIASYNC_DSA_EMULATE";
+
+/// Default GENCAP: the Sapphire Rapids value of DSA.md 1.2 (block on
+/// fault, overlapping copy, cache control, destination readback; 2 GiB
+/// transfers, 1024-descriptor batches).
+pub const DEFAULT_GENCAP: u64 = 0x40_915f_0107;
+
+/// When engines pick up descriptors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stall {
+    /// As soon as they can.
+    Never,
+    /// Not until [`EmuDevice::set_stalled`]`(false)`.
+    Manual,
+    /// Only when the queue is full or no descriptor arrived for 2 ms.
+    UntilFull,
+}
+
+/// Emulated device and WQ configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EmuConfig {
+    pub mode: WqMode,
+    pub wq_size: u32,
+    pub threshold: u32,
+    pub engines: u32,
+    pub max_transfer_size: u64,
+    pub max_batch_size: u32,
+    pub gen_cap: u64,
+    /// Opcodes accepted (op_cap restricted by op_config).
+    pub ops: OpCap,
+    pub version: u32,
+    pub block_on_fault: bool,
+    /// Probability that a data descriptor faults at a random offset.
+    pub fault_rate: f64,
+    pub max_delay_us: u32,
+    pub stall: Stall,
+    /// Model `write(2)`: EINVAL for a misaligned completion address and
+    /// for BATCH on a version 0x100 device.
+    pub write_path: bool,
+    pub hostile_cr: bool,
+    pub seed: u64,
+    /// Abort the process on a dropped descriptor (a driver bug that would
+    /// otherwise hang it).
+    pub strict: bool,
+}
+
+impl Default for EmuConfig {
+    fn default() -> Self {
+        EmuConfig {
+            mode: WqMode::Dedicated,
+            wq_size: 32,
+            threshold: 31,
+            engines: 2,
+            max_transfer_size: 2 << 20,
+            max_batch_size: 32,
+            gen_cap: DEFAULT_GENCAP,
+            ops: implemented_ops(),
+            version: 0x100,
+            block_on_fault: false,
+            fault_rate: 0.0,
+            max_delay_us: 0,
+            stall: Stall::Never,
+            write_path: false,
+            hostile_cr: false,
+            seed: 1,
+            strict: false,
+        }
+    }
+}
+
+/// The opcodes the emulator executes.
+pub fn implemented_ops() -> OpCap {
+    OpCap::of(&[
+        opcode::NOOP,
+        opcode::BATCH,
+        opcode::DRAIN,
+        opcode::MEMMOVE,
+        opcode::MEMFILL,
+        opcode::CFLUSH,
+    ])
+}
+
+/// Whether `MINIASYNC_DSA_EMULATE=1`.
+pub fn enabled_from_env() -> bool {
+    std::env::var(EMULATE_ENV).is_ok_and(|v| v.trim() == "1")
+}
+
+impl EmuConfig {
+    /// The configuration from the environment (see the module table).
+    pub fn from_env() -> EmuConfig {
+        EmuConfig::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Same with an explicit lookup (tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> EmuConfig {
+        let v = |k: &str| get(&format!("{EMULATE_ENV}_{k}")).map(|s| s.trim().to_string());
+        let n = |k: &str| v(k).and_then(|s| parse_u64(&s));
+        let flag = |k: &str| v(k).is_some_and(|s| s == "1");
+        let mut c = EmuConfig {
+            strict: true,
+            ..EmuConfig::default()
+        };
+        if v("MODE").as_deref() == Some("shared") {
+            c.mode = WqMode::Shared;
+        }
+        if let Some(s) = n("WQ_SIZE") {
+            c.wq_size = s.clamp(1, 4096) as u32;
+        }
+        c.threshold = n("THRESHOLD").map_or(c.wq_size.saturating_sub(1).max(1), |t| {
+            t.clamp(1, u64::from(c.wq_size)) as u32
+        });
+        if let Some(e) = n("ENGINES") {
+            c.engines = e.clamp(1, 16) as u32;
+        }
+        if let Some(m) = n("MAX_TRANSFER") {
+            c.max_transfer_size = m.clamp(1, 1 << 31);
+        }
+        if let Some(m) = n("MAX_BATCH") {
+            c.max_batch_size = m.clamp(0, 1024) as u32;
+        }
+        if flag("NO_BATCH") {
+            c.ops = c.ops.without(opcode::BATCH);
+        }
+        if let Some(g) = n("GENCAP") {
+            c.gen_cap = g;
+        }
+        if let Some(x) = n("VERSION") {
+            c.version = x as u32;
+        }
+        if let Some(r) = v("FAULT_RATE").and_then(|s| s.parse::<f64>().ok()) {
+            c.fault_rate = if r.is_finite() {
+                r.clamp(0.0, 1.0)
+            } else {
+                0.0
+            };
+        }
+        if let Some(d) = n("DELAY_US") {
+            c.max_delay_us = d.min(1_000_000) as u32;
+        }
+        if flag("STALL") {
+            c.stall = Stall::UntilFull;
+        }
+        c.write_path = flag("WRITE");
+        c.hostile_cr = flag("HOSTILE");
+        if let Some(s) = n("SEED") {
+            c.seed = s;
+        }
+        if v("STRICT").as_deref() == Some("0") {
+            c.strict = false;
+        }
+        c
+    }
+
+    /// What discovery would report for this WQ.
+    pub fn wq_config(&self) -> WqConfig {
+        WqConfig {
+            name: "emu0.0".to_string(),
+            dev_node: PathBuf::new(),
+            mode: self.mode,
+            size: self.wq_size,
+            threshold: self.threshold,
+            max_transfer_size: self.max_transfer_size,
+            max_batch_size: self.max_batch_size,
+            block_on_fault: self.block_on_fault,
+            gen_cap: self.gen_cap,
+            ops: self.ops,
+            version: self.version,
+            numa_node: 0,
+            pasid_enabled: true,
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -1,0 +1,409 @@
+//! Batch records: descriptor lists that let one WQ entry (one credit)
+//! carry many operations (DSA.md section 5).
+//!
+//! The engine batches when the WQ has no free credit: operations are
+//! appended to the open batch, and the batch is submitted as one BATCH
+//! descriptor as soon as a credit frees up (or it is full). This file owns
+//! the records and the lock-free protocol for filling them; submission and
+//! retirement need credits and the portal and live in `engine.rs`.
+//!
+//! State word: `gen << 32 | phase << 24 | writers << 16 | count`.
+//! FREE -> OPEN (appends) -> SEALED (full, waiting for a credit) ->
+//! CLAIMED (one thread prepares the submission) -> SUBMITTED -> retired:
+//! generation + 1, FREE. Appenders reserve an index with a CAS that also
+//! counts them as writers; whoever claims the batch waits for writers to
+//! reach zero before reading the list.
+
+use core::cell::UnsafeCell;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use crossbeam_queue::ArrayQueue;
+
+use super::completion::CrCell;
+use super::descriptor::Descriptor;
+
+/// Most elements per batch (the list is 4 KiB).
+pub const MAX_ELEMENTS: usize = 64;
+
+pub const FREE: u64 = 0;
+pub const OPEN: u64 = 1;
+pub const SEALED: u64 = 2;
+pub const CLAIMED: u64 = 3;
+pub const SUBMITTED: u64 = 4;
+
+/// Decoded state word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct State {
+    pub gen: u32,
+    pub phase: u64,
+    pub writers: u64,
+    pub count: u64,
+}
+
+impl State {
+    pub fn decode(w: u64) -> State {
+        State {
+            gen: (w >> 32) as u32,
+            phase: w >> 24 & 0xff,
+            writers: w >> 16 & 0xff,
+            count: w & 0xffff,
+        }
+    }
+
+    pub fn encode(&self) -> u64 {
+        (u64::from(self.gen) << 32) | self.phase << 24 | self.writers << 16 | self.count
+    }
+}
+
+/// One batch: its descriptor list, its own completion record, and a spare
+/// record for the NOOP that pads a one-element batch to the minimum of 2.
+#[repr(C, align(64))]
+pub struct BatchRec {
+    pub list: [UnsafeCell<Descriptor>; MAX_ELEMENTS],
+    pub cr: CrCell,
+    pub pad_cr: CrCell,
+    pub state: AtomicU64,
+    /// Op record index of each element.
+    pub members: [AtomicU32; MAX_ELEMENTS],
+    /// Credit slot of the submitted batch.
+    pub credit_pos: AtomicU32,
+}
+
+// SAFETY: `list` entries are written only by the appender that reserved
+// the index (exclusive by the state CAS) and read only by the claimer after
+// every writer finished; all other fields are atomic.
+unsafe impl Sync for BatchRec {}
+
+impl Default for BatchRec {
+    fn default() -> Self {
+        BatchRec {
+            list: core::array::from_fn(|_| UnsafeCell::new(Descriptor::zeroed())),
+            cr: CrCell::default(),
+            pad_cr: CrCell::default(),
+            state: AtomicU64::new(
+                State {
+                    gen: 1,
+                    phase: FREE,
+                    writers: 0,
+                    count: 0,
+                }
+                .encode(),
+            ),
+            members: core::array::from_fn(|_| AtomicU32::new(u32::MAX)),
+            credit_pos: AtomicU32::new(0),
+        }
+    }
+}
+
+impl BatchRec {
+    pub fn load(&self) -> State {
+        State::decode(self.state.load(Ordering::Acquire))
+    }
+
+    pub fn list_addr(&self) -> u64 {
+        self.list.as_ptr() as u64
+    }
+
+    /// Generation that is current now.
+    pub fn gen(&self) -> u32 {
+        self.load().gen
+    }
+}
+
+/// The pool of batch records and the currently open batch.
+pub struct Batches {
+    pub recs: Box<[BatchRec]>,
+    free: ArrayQueue<u32>,
+    /// `gen << 32 | (index + 1)`, or 0 when no batch is open.
+    open: AtomicU64,
+    /// Elements per batch.
+    pub cap: u64,
+}
+
+fn pack(i: u32, gen: u32) -> u64 {
+    (u64::from(gen) << 32) | u64::from(i + 1)
+}
+
+impl Batches {
+    /// `n` records of at most `cap` elements (2..=MAX_ELEMENTS).
+    pub fn new(n: u32, cap: u32) -> Batches {
+        let n = n.max(1);
+        let free = ArrayQueue::new(n as usize);
+        for i in 0..n {
+            let _ = free.push(i);
+        }
+        Batches {
+            recs: (0..n).map(|_| BatchRec::default()).collect(),
+            free,
+            open: AtomicU64::new(0),
+            cap: u64::from(cap.clamp(2, MAX_ELEMENTS as u32)),
+        }
+    }
+
+    /// Append `desc` for op record `member`; returns the batch index and
+    /// generation, or `None` when no batch record is available.
+    pub fn append(&self, member: u32, desc: &Descriptor) -> Option<(u32, u32)> {
+        loop {
+            let o = self.open.load(Ordering::Acquire);
+            if o == 0 {
+                let b = self.free.pop()?;
+                let rec = &self.recs[b as usize];
+                let st = rec.load();
+                debug_assert_eq!(st.phase, FREE);
+                rec.cr.clear();
+                let open = State {
+                    gen: st.gen,
+                    phase: OPEN,
+                    writers: 0,
+                    count: 0,
+                };
+                rec.state.store(open.encode(), Ordering::Release);
+                if self
+                    .open
+                    .compare_exchange(0, pack(b, st.gen), Ordering::AcqRel, Ordering::Acquire)
+                    .is_err()
+                {
+                    rec.state.store(
+                        State {
+                            phase: FREE,
+                            ..open
+                        }
+                        .encode(),
+                        Ordering::Release,
+                    );
+                    let _ = self.free.push(b);
+                }
+                continue;
+            }
+            let (b, gen) = ((o as u32) - 1, (o >> 32) as u32);
+            let rec = &self.recs[b as usize];
+            let w = rec.state.load(Ordering::Acquire);
+            let st = State::decode(w);
+            if st.gen != gen || st.phase != OPEN || st.count >= self.cap {
+                let _ = self
+                    .open
+                    .compare_exchange(o, 0, Ordering::AcqRel, Ordering::Acquire);
+                continue;
+            }
+            let reserved = State {
+                count: st.count + 1,
+                writers: st.writers + 1,
+                ..st
+            };
+            if rec
+                .state
+                .compare_exchange(w, reserved.encode(), Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                continue;
+            }
+            let i = st.count as usize;
+            // SAFETY: index `i` was reserved by the CAS above, so this is
+            // the only writer of `list[i]`, and nobody reads it before the
+            // writer count drops back (below).
+            unsafe { *rec.list[i].get() = *desc };
+            rec.members[i].store(member, Ordering::Relaxed);
+            rec.state.fetch_sub(1 << 16, Ordering::Release);
+            if reserved.count == self.cap {
+                let _ = self
+                    .open
+                    .compare_exchange(o, 0, Ordering::AcqRel, Ordering::Acquire);
+                self.seal(b, gen);
+            }
+            return Some((b, gen));
+        }
+    }
+
+    /// Close an open batch to further appends (it stays unsubmitted).
+    pub fn seal(&self, b: u32, gen: u32) {
+        let rec = &self.recs[b as usize];
+        let mut w = rec.state.load(Ordering::Acquire);
+        loop {
+            let st = State::decode(w);
+            if st.gen != gen || st.phase != OPEN {
+                return;
+            }
+            let sealed = State {
+                phase: SEALED,
+                ..st
+            }
+            .encode();
+            match rec
+                .state
+                .compare_exchange(w, sealed, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return,
+                Err(now) => w = now,
+            }
+        }
+    }
+
+    /// Take exclusive charge of an OPEN or SEALED, non-empty batch for
+    /// submission. Returns the element count once every writer is done.
+    pub fn claim(&self, b: u32, gen: u32) -> Option<u64> {
+        let rec = &self.recs[b as usize];
+        let mut w = rec.state.load(Ordering::Acquire);
+        loop {
+            let st = State::decode(w);
+            if st.gen != gen || !(st.phase == OPEN || st.phase == SEALED) || st.count == 0 {
+                return None;
+            }
+            let claimed = State {
+                phase: CLAIMED,
+                ..st
+            }
+            .encode();
+            match rec
+                .state
+                .compare_exchange(w, claimed, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => break,
+                Err(now) => w = now,
+            }
+        }
+        let _ = self
+            .open
+            .compare_exchange(pack(b, gen), 0, Ordering::AcqRel, Ordering::Acquire);
+        // Writers that reserved before the claim finish a 64-byte copy.
+        let mut spins = 0u32;
+        loop {
+            let st = rec.load();
+            if st.writers == 0 {
+                return Some(st.count);
+            }
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    /// Move a claimed batch to `phase` (SUBMITTED, or SEALED to retry).
+    pub fn set_phase(&self, b: u32, gen: u32, phase: u64) {
+        let rec = &self.recs[b as usize];
+        let st = rec.load();
+        debug_assert!(st.gen == gen && st.writers == 0);
+        rec.state
+            .store(State { phase, ..st }.encode(), Ordering::Release);
+    }
+
+    /// Retire a batch: next generation, back to the pool.
+    pub fn recycle(&self, b: u32, gen: u32) {
+        let rec = &self.recs[b as usize];
+        // The records are only written after a submission; a batch that is
+        // open, sealed or claimed always has zeroed ones.
+        rec.cr.clear();
+        rec.pad_cr.clear();
+        // Generations double as credit-tag sequences: keep them in
+        // 1..u32::MAX.
+        let g = if gen >= u32::MAX - 1 { 1 } else { gen + 1 };
+        let next = State {
+            gen: g,
+            phase: FREE,
+            writers: 0,
+            count: 0,
+        };
+        rec.state.store(next.encode(), Ordering::Release);
+        let _ = self.free.push(b);
+    }
+
+    /// The element count and member op indices of a batch.
+    pub fn members(&self, b: u32) -> impl Iterator<Item = u32> + '_ {
+        let rec = &self.recs[b as usize];
+        let n = rec.load().count as usize;
+        rec.members[..n].iter().map(|m| m.load(Ordering::Relaxed))
+    }
+
+    /// Records not in use.
+    pub fn free_count(&self) -> usize {
+        self.free.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn state_word_round_trips() {
+        let s = State {
+            gen: 0xdead_beef,
+            phase: SUBMITTED,
+            writers: 3,
+            count: 64,
+        };
+        assert_eq!(State::decode(s.encode()), s);
+    }
+
+    #[test]
+    fn append_fills_then_seals_and_opens_a_new_batch() {
+        let bs = Batches::new(3, 4);
+        let d = Descriptor::noop(0x40);
+        let mut got = Vec::new();
+        for m in 0..9 {
+            got.push(bs.append(m, &d).unwrap());
+        }
+        // 4 + 4 + 1 elements in three batches; the first two sealed.
+        assert!(got[..4].iter().all(|&x| x == got[0]));
+        assert!(got[4..8].iter().all(|&x| x == got[4]));
+        assert_ne!(got[0], got[4]);
+        assert_ne!(got[8], got[4]);
+        let (b0, g0) = got[0];
+        assert_eq!(bs.recs[b0 as usize].load().phase, SEALED);
+        assert_eq!(bs.members(b0).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+        // No record left once the third batch fills up.
+        for m in 9..12 {
+            assert!(bs.append(m, &d).is_some());
+        }
+        assert!(bs.append(12, &d).is_none());
+        assert_eq!(bs.claim(b0, g0), Some(4));
+        assert_eq!(bs.claim(b0, g0), None, "claimed once");
+        bs.set_phase(b0, g0, SUBMITTED);
+        bs.recycle(b0, g0);
+        assert_eq!(bs.recs[b0 as usize].gen(), g0 + 1);
+        assert_eq!(bs.claim(b0, g0), None, "stale generation");
+        assert!(bs.append(12, &d).is_some());
+    }
+
+    #[test]
+    fn concurrent_appends_lose_nothing() {
+        let bs = Arc::new(Batches::new(512, 64));
+        let threads: Vec<_> = (0..4u32)
+            .map(|t| {
+                let bs = bs.clone();
+                std::thread::spawn(move || {
+                    let mut placed = Vec::new();
+                    for i in 0..2000u32 {
+                        let m = t * 10_000 + i;
+                        let d = Descriptor::noop(u64::from(m) * 32);
+                        placed.push((m, bs.append(m, &d).unwrap()));
+                    }
+                    placed
+                })
+            })
+            .collect();
+        let mut all: Vec<(u32, (u32, u32))> = Vec::new();
+        for t in threads {
+            all.extend(t.join().unwrap());
+        }
+        // Every member appears exactly once in the batch it was told, with
+        // its own descriptor.
+        let mut seen = std::collections::HashSet::new();
+        for b in 0..bs.recs.len() as u32 {
+            let rec = &bs.recs[b as usize];
+            for (i, m) in bs.members(b).enumerate() {
+                // SAFETY: all appenders have joined; nobody writes the list.
+                let d = unsafe { *rec.list[i].get() };
+                assert_eq!(d.completion_addr, u64::from(m) * 32);
+                assert!(seen.insert(m));
+            }
+        }
+        assert_eq!(seen.len(), all.len());
+        for (m, (b, _)) in all {
+            assert!(bs.members(b).any(|x| x == m));
+        }
+    }
+}

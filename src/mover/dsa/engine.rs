@@ -1,0 +1,790 @@
+//! The DSA engine: runs operations on one work queue through a [`Portal`].
+//!
+//! It owns a table of op records (each with its completion record at a
+//! stable address), the WQ credits, and the batch records. An operation is
+//! split into pieces of at most the WQ's max transfer size; each piece is
+//! one descriptor, submitted directly when a credit is free or appended to
+//! a batch when the WQ is full. Polling an op observes its completion
+//! record (acquire), returns credits, resumes page-fault partial
+//! completions (touch the page, resubmit the rest, direction-aware) and
+//! submits the next piece. Anything the device cannot finish comes back as
+//! [`Poll::Failed`] with the exact remaining work.
+//!
+//! Handles are unique (`OpHandle` is not `Clone`) and carry a generation,
+//! so a handle never refers to another operation's record; the record (and
+//! so the monitor address) stays valid until [`Engine::release`].
+
+use core::cell::UnsafeCell;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crossbeam_queue::ArrayQueue;
+
+use super::batch::{self, Batches};
+use super::completion::{status, CompletionRecord, CrCell};
+use super::credits::{self, Credits};
+use super::descriptor::{data_flags, flush_flags, opcode, Descriptor};
+use super::discovery::{WqConfig, WqMode};
+use super::fault;
+use super::op::{Op, OpKind, Progress, Remainder};
+use super::portal::{Method, Portal, Submitted};
+
+/// When to use BATCH descriptors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchPolicy {
+    /// Never.
+    Off,
+    /// When no WQ credit is free: queued operations share one WQ entry.
+    WhenBusy,
+}
+
+/// Engine tuning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// Operations that can exist at once (op records).
+    pub max_ops: u32,
+    pub batch: BatchPolicy,
+    /// Elements per batch (capped by the WQ's max_batch_size and 64).
+    pub batch_elements: u32,
+    /// Consecutive page faults at the same address with no progress
+    /// before an operation fails.
+    pub fault_retries: u32,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            max_ops: 16384,
+            batch: BatchPolicy::WhenBusy,
+            batch_elements: 32,
+            fault_retries: 64,
+        }
+    }
+}
+
+/// Why [`Engine::start`] did not take an operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartError {
+    /// The WQ cannot run this operation (opcode not enabled, or an
+    /// overlapping copy without GENCAP overlap support): use the CPU.
+    Unsupported,
+    /// Address range wraps around.
+    Invalid,
+    /// All op records are in use.
+    NoRecord,
+    /// No credit free and queueing was not requested.
+    Busy,
+}
+
+/// Why an operation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailReason {
+    /// An unrecoverable completion status (full status byte).
+    Status(u8),
+    /// A faulting address could not be made present (not mapped, or not
+    /// writable for a write): a CPU access would crash too.
+    Unresolvable { addr: u64, errno: i32 },
+    /// The same page kept faulting without progress.
+    FaultLoop { addr: u64 },
+    /// The completion record contradicts the descriptor.
+    Inconsistent,
+    /// The portal refused the descriptor (errno of `write(2)`).
+    Submit(i32),
+}
+
+/// A failed operation: why, and exactly what is left to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub reason: FailReason,
+    /// Left-over work, in order (piece remainder, then the rest).
+    pub remaining: Remainder,
+    /// The device may have written part of the first remaining piece
+    /// (an error after execution started).
+    pub partial: bool,
+}
+
+impl Failure {
+    /// Whether running `remaining` on the CPU gives the right result: not
+    /// when a source may already have been overwritten by the device
+    /// (overlapping copy after an execution error), nor when the memory
+    /// is not accessible at all.
+    pub fn cpu_can_finish(&self) -> bool {
+        let overlapping = self.remaining.ops().any(|o| o.overlaps());
+        let unreachable = matches!(self.reason, FailReason::Unresolvable { .. });
+        !(unreachable || self.partial && overlapping)
+    }
+}
+
+/// The state of an operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Poll {
+    Running,
+    Done,
+    Failed(Failure),
+}
+
+/// A started operation. Unique; give it back with [`Engine::release`].
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "an operation handle must be released"]
+pub struct OpHandle {
+    idx: u32,
+    gen: u32,
+    engine: u32,
+}
+
+/// What the engine can do, for a mover choosing paths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Caps {
+    pub copy: bool,
+    pub fill: bool,
+    pub flush: bool,
+    /// Overlapping copies run on the device.
+    pub overlap: bool,
+    /// DRDBK makes durable writes durable at completion; otherwise the
+    /// caller must write the destination back itself.
+    pub durable_by_device: bool,
+    pub method: Method,
+}
+
+/// Counters (relaxed; for tests and diagnostics).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub descriptors: u64,
+    pub batches: u64,
+    pub batched_ops: u64,
+    pub faults_resolved: u64,
+    pub busy: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    descriptors: AtomicU64,
+    batches: AtomicU64,
+    batched_ops: AtomicU64,
+    faults_resolved: AtomicU64,
+    busy: AtomicU64,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Phase {
+    NeedSubmit,
+    InFlight { pos: u32, tag: u64 },
+    InBatch { b: u32, gen: u32 },
+    Done,
+    Failed(Failure),
+}
+
+struct Job {
+    progress: Progress,
+    phase: Phase,
+    queue: bool,
+    last_fault: u64,
+    repeats: u32,
+}
+
+#[derive(Default)]
+struct Owned {
+    seq: u32,
+    job: Option<Job>,
+}
+
+#[repr(C, align(64))]
+#[derive(Default)]
+struct OpRec {
+    cr: CrCell,
+    gen: AtomicU32,
+    owned: UnsafeCell<Owned>,
+}
+
+// SAFETY: `owned` is only accessed by the holder of the unique `OpHandle`
+// of the current generation (through `&mut OpHandle`), or by the engine
+// while the record is free (between `release` and the next `start`, with
+// the free queue handing it to one thread). Everything else is atomic.
+unsafe impl Sync for OpRec {}
+
+static NEXT_ID: AtomicU32 = AtomicU32::new(1);
+
+fn next_seq(s: u32) -> u32 {
+    if s >= u32::MAX - 1 {
+        1
+    } else {
+        s + 1
+    }
+}
+
+/// A DSA work queue driver.
+pub struct Engine {
+    id: u32,
+    cfg: WqConfig,
+    portal: Arc<dyn Portal>,
+    opts: EngineOptions,
+    max_piece: u64,
+    ops: Box<[OpRec]>,
+    free_ops: ArrayQueue<u32>,
+    credits: Credits,
+    batches: Batches,
+    batching: AtomicBool,
+    n: Counters,
+}
+
+impl Engine {
+    /// Drive the WQ described by `cfg` through `portal`.
+    pub fn new(cfg: WqConfig, portal: Arc<dyn Portal>, opts: EngineOptions) -> Engine {
+        let credits = match cfg.mode {
+            WqMode::Shared if cfg.threshold > 0 && cfg.threshold < cfg.size => cfg.threshold,
+            _ => cfg.size,
+        }
+        .max(1);
+        let elements = opts
+            .batch_elements
+            .min(cfg.max_batch_size)
+            .min(batch::MAX_ELEMENTS as u32);
+        let batching = opts.batch != BatchPolicy::Off && cfg.batch_supported() && elements >= 2;
+        let nbatches = if batching { credits * 2 + 16 } else { 1 };
+        let max_ops = opts.max_ops.clamp(1, 1 << 24);
+        let free_ops = ArrayQueue::new(max_ops as usize);
+        for i in 0..max_ops {
+            let _ = free_ops.push(i);
+        }
+        let max_piece = cfg.max_transfer_size.clamp(1, 1 << 31);
+        Engine {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            portal,
+            opts,
+            max_piece,
+            ops: (0..max_ops).map(|_| OpRec::default()).collect(),
+            free_ops,
+            credits: Credits::new(credits),
+            batches: Batches::new(nbatches, elements.max(2)),
+            batching: AtomicBool::new(batching),
+            n: Counters::default(),
+            cfg,
+        }
+    }
+
+    pub fn config(&self) -> &WqConfig {
+        &self.cfg
+    }
+
+    pub fn caps(&self) -> Caps {
+        Caps {
+            copy: self.cfg.ops.has(opcode::MEMMOVE),
+            fill: self.cfg.ops.has(opcode::MEMFILL),
+            flush: self.cfg.ops.has(opcode::CFLUSH),
+            overlap: self.cfg.overlap_supported(),
+            durable_by_device: self.cfg.readback_supported(),
+            method: self.portal.method(),
+        }
+    }
+
+    /// Whether BATCH descriptors are in use (may turn off after the device
+    /// or kernel rejected one).
+    pub fn batching(&self) -> bool {
+        self.batching.load(Ordering::Relaxed)
+    }
+
+    /// Credits currently held (descriptors whose record was not observed).
+    pub fn credits_in_use(&self) -> u32 {
+        self.credits.in_use()
+    }
+
+    /// Largest piece per descriptor.
+    pub fn max_piece(&self) -> u64 {
+        self.max_piece
+    }
+
+    pub fn stats(&self) -> Stats {
+        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Stats {
+            descriptors: r(&self.n.descriptors),
+            batches: r(&self.n.batches),
+            batched_ops: r(&self.n.batched_ops),
+            faults_resolved: r(&self.n.faults_resolved),
+            busy: r(&self.n.busy),
+        }
+    }
+
+    /// Start an operation. With `queue`, an operation that finds the WQ
+    /// full is kept (in a batch, or for a later poll) instead of failing
+    /// with [`StartError::Busy`].
+    ///
+    /// # Safety
+    /// Until [`poll`](Self::poll) reports `Done` or `Failed`, or
+    /// [`release`](Self::release) returns, the device may read the source
+    /// and write the destination at any time: they must stay valid for
+    /// those accesses and must not be accessed by anyone else (except
+    /// concurrent reads of a source).
+    pub unsafe fn start(&self, op: &Op, queue: bool) -> Result<OpHandle, StartError> {
+        if !op.in_range() {
+            return Err(StartError::Invalid);
+        }
+        let supported = match op.kind {
+            OpKind::Copy => {
+                self.cfg.ops.has(opcode::MEMMOVE)
+                    && (!op.overlaps() || op.dst == op.src || self.cfg.overlap_supported())
+            }
+            OpKind::Fill => self.cfg.ops.has(opcode::MEMFILL),
+            OpKind::Flush => self.cfg.ops.has(opcode::CFLUSH),
+        };
+        if !supported {
+            return Err(StartError::Unsupported);
+        }
+        let idx = self.free_ops.pop().ok_or(StartError::NoRecord)?;
+        let rec = &self.ops[idx as usize];
+        let gen = rec.gen.load(Ordering::Acquire);
+        // SAFETY: the record came from the free queue, so no handle exists
+        // and this thread is its only user until the handle is returned.
+        let owned = unsafe { &mut *rec.owned.get() };
+        let trivial = op.len == 0 || (op.kind == OpKind::Copy && op.dst == op.src);
+        owned.job = Some(Job {
+            progress: Progress::new(*op, self.max_piece),
+            phase: if trivial {
+                Phase::Done
+            } else {
+                Phase::NeedSubmit
+            },
+            queue,
+            last_fault: 0,
+            repeats: 0,
+        });
+        if trivial {
+            rec.cr.clear();
+            rec.cr.set_status(status::SUCCESS);
+        } else {
+            self.submit_current(idx, owned);
+            if matches!(owned.job.as_ref().map(|j| j.phase), Some(Phase::NeedSubmit)) && !queue {
+                owned.job = None;
+                self.free_record(idx, gen);
+                return Err(StartError::Busy);
+            }
+        }
+        Ok(OpHandle {
+            idx,
+            gen,
+            engine: self.id,
+        })
+    }
+
+    fn rec(&self, h: &OpHandle) -> &OpRec {
+        assert_eq!(h.engine, self.id, "op handle used with another engine");
+        let r = &self.ops[h.idx as usize];
+        assert_eq!(r.gen.load(Ordering::Relaxed), h.gen, "stale op handle");
+        r
+    }
+
+    /// The word that is 0 while the device works on the op's current
+    /// descriptor and non-zero whenever the op needs a poll (a piece
+    /// completed, the op waits for a credit, or it is finished). Valid
+    /// until the handle is released (and readable while the engine lives).
+    pub fn monitor_addr(&self, h: &OpHandle) -> *const u64 {
+        self.rec(h).cr.monitor_word()
+    }
+
+    /// Advance an operation and report its state.
+    pub fn poll(&self, h: &mut OpHandle) -> Poll {
+        let rec = self.rec(h);
+        // SAFETY: `h` is the unique handle of this record's generation and
+        // we hold it mutably, so nobody else touches `owned`.
+        let owned = unsafe { &mut *rec.owned.get() };
+        loop {
+            let job = owned.job.as_mut().expect("live op has a job");
+            match job.phase {
+                Phase::Done => return Poll::Done,
+                Phase::Failed(f) => return Poll::Failed(f),
+                Phase::NeedSubmit => {
+                    self.submit_current(h.idx, owned);
+                    match owned.job.as_ref().map(|j| j.phase) {
+                        Some(Phase::Failed(_)) => continue,
+                        _ => return Poll::Running,
+                    }
+                }
+                Phase::InFlight { pos, tag } => {
+                    if rec.cr.status() == 0 {
+                        return Poll::Running;
+                    }
+                    self.credits.release(pos, tag);
+                    let r = rec.cr.snapshot();
+                    self.complete_piece(rec, job, &r);
+                }
+                Phase::InBatch { b, gen } => {
+                    if rec.cr.status() == status::SW_PENDING {
+                        self.try_submit_batch(b, gen);
+                        return Poll::Running;
+                    }
+                    if !self.try_retire(b, gen) {
+                        return Poll::Running;
+                    }
+                    let r = rec.cr.snapshot();
+                    self.complete_piece(rec, job, &r);
+                }
+            }
+        }
+    }
+
+    /// Poll until the operation is no longer running.
+    pub fn wait(&self, h: &mut OpHandle) -> Poll {
+        let mut spins = 0u32;
+        loop {
+            match self.poll(h) {
+                Poll::Running => backoff(&mut spins),
+                p => return p,
+            }
+        }
+    }
+
+    /// Give a handle back. A running operation is first driven to its end
+    /// (the device may still be using its memory).
+    pub fn release(&self, mut h: OpHandle) {
+        let _ = self.wait(&mut h);
+        let rec = self.rec(&h);
+        // SAFETY: as in `poll`; the handle is consumed here.
+        unsafe { (*rec.owned.get()).job = None };
+        self.free_record(h.idx, h.gen);
+    }
+
+    fn free_record(&self, idx: u32, gen: u32) {
+        self.ops[idx as usize]
+            .gen
+            .store(gen.wrapping_add(1), Ordering::Release);
+        let _ = self.free_ops.push(idx);
+    }
+
+    fn build(&self, op: &Op, cr: u64) -> Descriptor {
+        let len = op.len as u32;
+        match op.kind {
+            OpKind::Copy => Descriptor::memmove(
+                op.src as u64,
+                op.dst as u64,
+                len,
+                cr,
+                data_flags(self.cfg.gen_cap, op.hints),
+            ),
+            OpKind::Fill => Descriptor::memfill(
+                op.pattern,
+                op.dst as u64,
+                len,
+                cr,
+                data_flags(self.cfg.gen_cap, op.hints),
+            ),
+            OpKind::Flush => Descriptor::cflush(
+                op.dst as u64,
+                len,
+                cr,
+                flush_flags(self.cfg.gen_cap, op.hints),
+            ),
+        }
+    }
+
+    /// Take a credit, reclaiming completed ones when none is free.
+    fn acquire(&self, tag: u64) -> Option<u32> {
+        self.credits.try_acquire(tag).or_else(|| {
+            if self.reclaim() {
+                self.credits.try_acquire(tag)
+            } else {
+                None
+            }
+        })
+    }
+
+    /// Return the credits of every descriptor whose completion record is
+    /// written, whoever owns it, retiring finished batches. True if any
+    /// credit came back.
+    fn reclaim(&self) -> bool {
+        let nops = self.ops.len() as u32;
+        let mut any = false;
+        for (pos, t) in self.credits.tags() {
+            if t == 0 || t == credits::CLAIMED {
+                continue;
+            }
+            let r = credits::tag_record(t);
+            if r < nops {
+                if self.ops[r as usize].cr.status() != 0 && self.credits.release(pos, t) {
+                    any = true;
+                }
+            } else {
+                let b = r - nops;
+                if self.batches.recs[b as usize].cr.status() != 0 && self.credits.claim(pos, t) {
+                    self.retire_batch(b, (t >> 32) as u32);
+                    self.credits.finish_claim(pos);
+                    any = true;
+                }
+            }
+        }
+        any
+    }
+
+    /// Submit the current piece of op `idx`, directly or into a batch.
+    fn submit_current(&self, idx: u32, owned: &mut Owned) {
+        let rec = &self.ops[idx as usize];
+        owned.seq = next_seq(owned.seq);
+        let tag = credits::tag(idx, owned.seq);
+        let job = owned.job.as_mut().expect("live op has a job");
+        let d = self.build(&job.progress.piece_op(), rec.cr.addr());
+        rec.cr.clear();
+        if let Some(pos) = self.acquire(tag) {
+            // SAFETY: the piece lies inside the operation whose memory the
+            // caller of `start` vouched for until the op ends; the record
+            // is ours until `release`, which waits for the device.
+            match unsafe { self.portal.submit(&d) } {
+                Ok(Submitted::Accepted) => {
+                    self.n.descriptors.fetch_add(1, Ordering::Relaxed);
+                    job.phase = Phase::InFlight { pos, tag };
+                    return;
+                }
+                Ok(Submitted::Retry) => {
+                    self.credits.release(pos, tag);
+                }
+                Err(e) => {
+                    self.credits.release(pos, tag);
+                    self.fail(rec, job, FailReason::Submit(e.errno), false);
+                    return;
+                }
+            }
+        }
+        self.n.busy.fetch_add(1, Ordering::Relaxed);
+        rec.cr.set_status(status::SW_PENDING);
+        if job.queue && self.batching() {
+            if let Some((b, gen)) = self.batches.append(idx, &d) {
+                self.n.batched_ops.fetch_add(1, Ordering::Relaxed);
+                job.phase = Phase::InBatch { b, gen };
+                return;
+            }
+        }
+        job.phase = Phase::NeedSubmit;
+    }
+
+    /// Submit batch `b` if it is still waiting and a credit is free.
+    fn try_submit_batch(&self, b: u32, gen: u32) {
+        let rec = &self.batches.recs[b as usize];
+        let st = rec.load();
+        if st.gen != gen || !(st.phase == batch::OPEN || st.phase == batch::SEALED) {
+            return;
+        }
+        // The batch record is zero here (cleared when the batch opened or
+        // was recycled); clearing it now could erase the record of a
+        // submission another thread just made.
+        let tag = credits::tag(self.ops.len() as u32 + b, gen);
+        let Some(pos) = self.acquire(tag) else { return };
+        let Some(count) = self.batches.claim(b, gen) else {
+            self.credits.release(pos, tag);
+            return;
+        };
+        let mut n = count as u32;
+        if n == 1 {
+            // The minimum batch is 2: pad with a NOOP.
+            rec.pad_cr.clear();
+            // SAFETY: the batch is claimed and has no writers left; index 1
+            // is beyond its one element.
+            unsafe { *rec.list[1].get() = Descriptor::noop(rec.pad_cr.addr()) };
+            n = 2;
+        }
+        for m in self.batches.members(b) {
+            self.ops[m as usize].cr.clear();
+        }
+        rec.credit_pos.store(pos, Ordering::Relaxed);
+        self.batches.set_phase(b, gen, batch::SUBMITTED);
+        let d = Descriptor::batch(rec.list_addr(), n, rec.cr.addr());
+        // SAFETY: the list belongs to the claimed batch and stays untouched
+        // until the batch is retired after its record is written; each
+        // element covers memory its operation's `start` caller vouched for.
+        match unsafe { self.portal.submit(&d) } {
+            Ok(Submitted::Accepted) => {
+                self.n.descriptors.fetch_add(1, Ordering::Relaxed);
+                self.n.batches.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(Submitted::Retry) => {
+                for m in self.batches.members(b) {
+                    self.ops[m as usize].cr.set_status(status::SW_PENDING);
+                }
+                self.credits.release(pos, tag);
+                self.batches.set_phase(b, gen, batch::SEALED);
+            }
+            Err(_) => {
+                // E.g. EINVAL from write(2) for BATCH on a v1 device: stop
+                // batching; the members resubmit on their own.
+                self.batching.store(false, Ordering::Relaxed);
+                for m in self.batches.members(b) {
+                    self.ops[m as usize].cr.set_status(status::SW_NOT_EXECUTED);
+                }
+                self.credits.release(pos, tag);
+                self.batches.recycle(b, gen);
+            }
+        }
+    }
+
+    /// Whether batch `b` of generation `gen` is retired, retiring it now
+    /// if its record is written.
+    fn try_retire(&self, b: u32, gen: u32) -> bool {
+        let rec = &self.batches.recs[b as usize];
+        let st = rec.load();
+        if st.gen != gen {
+            return true;
+        }
+        if st.phase != batch::SUBMITTED || rec.cr.status() == 0 {
+            return false;
+        }
+        let pos = rec.credit_pos.load(Ordering::Relaxed);
+        let tag = credits::tag(self.ops.len() as u32 + b, gen);
+        if self.credits.claim(pos, tag) {
+            self.retire_batch(b, gen);
+            self.credits.finish_claim(pos);
+            return true;
+        }
+        rec.gen() != gen
+    }
+
+    /// The batch record is written: elements that never ran get
+    /// SW_NOT_EXECUTED so their owners resubmit them; then recycle.
+    fn retire_batch(&self, b: u32, gen: u32) {
+        let code = self.batches.recs[b as usize].cr.status() & status::MASK;
+        for m in self.batches.members(b) {
+            self.ops[m as usize]
+                .cr
+                .replace_status(0, status::SW_NOT_EXECUTED);
+        }
+        if !matches!(
+            code,
+            status::SUCCESS | status::BATCH_FAIL | status::BATCH_PAGE_FAULT
+        ) {
+            self.batching.store(false, Ordering::Relaxed);
+        }
+        self.batches.recycle(b, gen);
+    }
+
+    fn fail(&self, rec: &OpRec, job: &mut Job, reason: FailReason, partial: bool) {
+        let remaining = job.progress.remainder();
+        job.phase = Phase::Failed(Failure {
+            reason,
+            remaining,
+            partial,
+        });
+        if rec.cr.status() == 0 {
+            rec.cr.set_status(status::SW_NOT_EXECUTED);
+        }
+    }
+
+    /// Act on the written completion record of the current piece.
+    fn complete_piece(&self, rec: &OpRec, job: &mut Job, r: &CompletionRecord) {
+        match r.code() {
+            status::SUCCESS | status::SUCCESS_PRED => {
+                job.repeats = 0;
+                job.phase = if job.progress.piece_done() {
+                    Phase::Done
+                } else {
+                    Phase::NeedSubmit
+                };
+            }
+            status::PAGE_FAULT_NOBOF => self.resume_fault(rec, job, r),
+            status::SW_NOT_EXECUTED | status::NONE => job.phase = Phase::NeedSubmit,
+            status::CRA_XLAT if !job.progress.op.overlaps() => {
+                // The record page faulted (DSA 2.0 reports this through the
+                // event log); the piece is idempotent, so run it again.
+                job.repeats += 1;
+                if job.repeats > self.opts.fault_retries {
+                    self.fail(
+                        rec,
+                        job,
+                        FailReason::FaultLoop {
+                            addr: rec.cr.addr(),
+                        },
+                        true,
+                    );
+                } else {
+                    let _ = fault::resolve(rec.cr.addr(), true);
+                    job.phase = Phase::NeedSubmit;
+                }
+            }
+            c => {
+                let partial = !status::is_validation_error(c);
+                self.fail(rec, job, FailReason::Status(r.status), partial);
+            }
+        }
+    }
+
+    /// Status 0x03: account for the bytes done, make the page present,
+    /// resubmit the rest (DSA.md 4.4).
+    fn resume_fault(&self, rec: &OpRec, job: &mut Job, r: &CompletionRecord) {
+        let piece = job.progress.piece_op();
+        let write = r.write_fault();
+        let base = if !write && piece.kind == OpKind::Copy {
+            piece.src
+        } else {
+            piece.dst
+        } as u64;
+        let inside = r.fault_addr >= base && r.fault_addr - base < piece.len as u64;
+        let bc = u64::from(r.bytes_completed);
+        let from_end = piece.kind == OpKind::Copy && r.result & 1 == 1;
+        if !inside || job.progress.partial(bc, from_end).is_err() {
+            self.fail(rec, job, FailReason::Inconsistent, true);
+            return;
+        }
+        if bc == 0 && r.fault_addr == job.last_fault {
+            job.repeats += 1;
+            if job.repeats > self.opts.fault_retries {
+                self.fail(
+                    rec,
+                    job,
+                    FailReason::FaultLoop { addr: r.fault_addr },
+                    false,
+                );
+                return;
+            }
+        } else {
+            job.repeats = 0;
+        }
+        job.last_fault = r.fault_addr;
+        if let Err(errno) = fault::resolve(r.fault_addr, write) {
+            self.fail(
+                rec,
+                job,
+                FailReason::Unresolvable {
+                    addr: r.fault_addr,
+                    errno,
+                },
+                false,
+            );
+            return;
+        }
+        self.n.faults_resolved.fetch_add(1, Ordering::Relaxed);
+        job.phase = if job.progress.is_done() {
+            Phase::Done
+        } else {
+            Phase::NeedSubmit
+        };
+    }
+}
+
+fn backoff(spins: &mut u32) {
+    *spins += 1;
+    if *spins < 128 {
+        std::hint::spin_loop();
+    } else {
+        std::thread::yield_now();
+    }
+}
+
+impl Drop for Engine {
+    /// Completion records and batch lists may still be written or read by
+    /// the device: wait until every credit came back. If the device never
+    /// answers, leak the tables rather than free memory it may write.
+    fn drop(&mut self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while self.credits.in_use() > 0 {
+            self.reclaim();
+            if self.credits.in_use() == 0 {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                eprintln!(
+                    "miniasync: DSA {}: {} descriptors never completed; leaking their memory",
+                    self.cfg.name,
+                    self.credits.in_use()
+                );
+                std::mem::forget(std::mem::take(&mut self.ops));
+                std::mem::forget(std::mem::take(&mut self.batches.recs));
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(100));
+        }
+    }
+}

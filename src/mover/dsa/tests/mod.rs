@@ -1,0 +1,4 @@
+//! Engine tests on the emulated WQ, and the `linux/idxd.h` pin.
+
+mod engine_tests;
+mod idxd_h;

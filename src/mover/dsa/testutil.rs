@@ -1,0 +1,63 @@
+//! Test helpers shared by the DSA and emulator tests: temporary
+//! directories, engines on emulated devices, buffers and patterns.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use super::engine::{Engine, EngineOptions, OpHandle, Poll};
+use crate::mover::emu::{EmuConfig, EmuDevice};
+
+/// A directory under the system temp dir, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "miniasync-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// An emulated device and an engine on it.
+pub fn rig(cfg: EmuConfig, opts: EngineOptions) -> (Arc<EmuDevice>, Engine) {
+    let dev = EmuDevice::new(cfg);
+    let eng = Engine::new(dev.wq_config(), dev.clone(), opts);
+    (dev, eng)
+}
+
+/// Deterministic bytes: position- and seed-dependent, never constant.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Poll until the op ends, then release it.
+pub fn finish(eng: &Engine, mut h: OpHandle) -> Poll {
+    let p = eng.wait(&mut h);
+    eng.release(h);
+    p
+}

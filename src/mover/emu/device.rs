@@ -1,0 +1,451 @@
+//! The emulated WQ itself: the bounded queue behind the portal, the
+//! engine threads, the SWERROR-like record and the counters tests assert
+//! on. What a descriptor does is in `exec.rs`.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_queue::ArrayQueue;
+
+use super::exec::{self, Forced, Rng};
+use super::{EmuConfig, Stall};
+use crate::mover::dsa::descriptor::{opcode, Descriptor, PASID_RESERVED_MASK};
+use crate::mover::dsa::discovery::{WqConfig, WqMode};
+use crate::mover::dsa::portal::{Method, Portal, PortalError, Submitted};
+
+/// The PASID an emulated ENQCMD inserts.
+pub const EMU_PASID: u32 = 1;
+/// `current` value of an engine with nothing in hand.
+const IDLE: u64 = u64::MAX;
+
+/// What a SWERROR entry reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SwErrorKind {
+    /// A descriptor arrived at a full dedicated WQ and was dropped.
+    Overflow,
+    /// A completion address was not 32-byte aligned: no record written.
+    CrAlign,
+    /// A completion address was not mapped: no record written.
+    CrUnmapped,
+}
+
+/// The software-error record: counts and the first offending descriptor.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SwError {
+    pub overflow: u64,
+    pub cr_align: u64,
+    pub cr_unmapped: u64,
+    pub first: Option<(SwErrorKind, Descriptor)>,
+}
+
+impl SwError {
+    pub fn is_empty(&self) -> bool {
+        self.overflow == 0 && self.cr_align == 0 && self.cr_unmapped == 0
+    }
+}
+
+/// Counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EmuStats {
+    /// Descriptors taken into the WQ.
+    pub accepted: u64,
+    /// Descriptors finished (record written or not required).
+    pub completed: u64,
+    /// Most accepted-but-unfinished descriptors ever seen.
+    pub max_outstanding: u64,
+    /// Most queued (not yet picked up) descriptors ever seen.
+    pub max_occupancy: u64,
+    /// Shared-mode "retry" answers.
+    pub retries: u64,
+    pub batches: u64,
+    pub faults_injected: u64,
+    pub faults_nonresident: u64,
+    pub validation_errors: u64,
+}
+
+pub(crate) struct Queued {
+    desc: Descriptor,
+}
+
+/// State shared by the portal side and the engine threads.
+pub(crate) struct Shared {
+    pub cfg: EmuConfig,
+    queue: ArrayQueue<Queued>,
+    pop_lock: Mutex<u64>,
+    /// Per engine: sequence number of the descriptor in hand, or IDLE.
+    pub current: Box<[AtomicU64]>,
+    accepted: AtomicU64,
+    completed: AtomicU64,
+    max_outstanding: AtomicU64,
+    max_occupancy: AtomicU64,
+    retries: AtomicU64,
+    pub batches: AtomicU64,
+    pub faults_injected: AtomicU64,
+    pub faults_nonresident: AtomicU64,
+    pub validation_errors: AtomicU64,
+    /// Address of the last fault injected with no progress (never twice
+    /// in a row, so injected faults cannot loop forever).
+    pub last_zero_fault: AtomicU64,
+    swerror: Mutex<SwError>,
+    forced: Mutex<VecDeque<(u8, Forced)>>,
+    holds_open: Mutex<Vec<u32>>,
+    forced_n: AtomicUsize,
+    stalled: AtomicBool,
+    shutdown: AtomicBool,
+    sleepers: AtomicUsize,
+    lock: Mutex<()>,
+    cv: Condvar,
+    epoch: Instant,
+    last_submit_us: AtomicU64,
+}
+
+impl Shared {
+    /// Count a finished WQ entry. Called before the status store, so a
+    /// driver that saw the record never sees it counted as outstanding.
+    pub fn finished(&self) {
+        self.completed.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn sw_error(&self, kind: SwErrorKind, d: &Descriptor) {
+        let mut e = self.swerror.lock().unwrap_or_else(|p| p.into_inner());
+        match kind {
+            SwErrorKind::Overflow => e.overflow += 1,
+            SwErrorKind::CrAlign => e.cr_align += 1,
+            SwErrorKind::CrUnmapped => e.cr_unmapped += 1,
+        }
+        if e.first.is_none() {
+            e.first = Some((kind, *d));
+        }
+        if self.cfg.strict {
+            eprintln!(
+                "miniasync: emulated DSA: software error {kind:?} (opcode {:#x}); \
+                 the driver would hang on real hardware",
+                d.opcode()
+            );
+            std::process::abort();
+        }
+    }
+
+    /// A forced outcome for the next descriptor with `op`, if any.
+    pub fn take_forced(&self, op: u8) -> Option<Forced> {
+        if self.forced_n.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let mut q = self.forced.lock().unwrap_or_else(|p| p.into_inner());
+        let i = q.iter().position(|(o, _)| *o == op)?;
+        self.forced_n.fetch_sub(1, Ordering::AcqRel);
+        q.remove(i).map(|(_, f)| f)
+    }
+
+    /// Block an engine until hold `id` is opened (or the device shuts
+    /// down).
+    pub fn wait_hold(&self, id: u32) {
+        loop {
+            let open = self
+                .holds_open
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(&id);
+            if open || self.shutdown.load(Ordering::Acquire) {
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+
+    fn now_us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+
+    fn may_pick_up(&self) -> bool {
+        if self.shutdown.load(Ordering::Acquire) {
+            return true;
+        }
+        if self.stalled.load(Ordering::Acquire) {
+            return false;
+        }
+        match self.cfg.stall {
+            Stall::UntilFull => {
+                self.queue.is_full()
+                    || self
+                        .now_us()
+                        .saturating_sub(self.last_submit_us.load(Ordering::Relaxed))
+                        > 2000
+            }
+            _ => true,
+        }
+    }
+
+    fn park(&self) {
+        let g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        let ready = !self.queue.is_empty() && self.may_pick_up();
+        if !ready && !self.shutdown.load(Ordering::Acquire) {
+            let wait = if self.cfg.stall == Stall::UntilFull {
+                200
+            } else {
+                1000
+            };
+            let _ = self.cv.wait_timeout(g, Duration::from_micros(wait));
+        }
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    fn wake(&self, all: bool) {
+        fence(Ordering::SeqCst);
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
+            let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+            if all {
+                self.cv.notify_all();
+            } else {
+                self.cv.notify_one();
+            }
+        }
+    }
+}
+
+/// An emulated device with one work queue.
+pub struct EmuDevice {
+    sh: Arc<Shared>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl EmuDevice {
+    /// Start an emulated WQ with `cfg.engines` engine threads.
+    pub fn new(cfg: EmuConfig) -> Arc<EmuDevice> {
+        let engines = cfg.engines.clamp(1, 64) as usize;
+        let sh = Arc::new(Shared {
+            queue: ArrayQueue::new(cfg.wq_size.max(1) as usize),
+            pop_lock: Mutex::new(0),
+            current: (0..engines).map(|_| AtomicU64::new(IDLE)).collect(),
+            accepted: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
+            max_outstanding: AtomicU64::new(0),
+            max_occupancy: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            faults_injected: AtomicU64::new(0),
+            faults_nonresident: AtomicU64::new(0),
+            validation_errors: AtomicU64::new(0),
+            last_zero_fault: AtomicU64::new(u64::MAX),
+            swerror: Mutex::new(SwError::default()),
+            forced: Mutex::new(VecDeque::new()),
+            holds_open: Mutex::new(Vec::new()),
+            forced_n: AtomicUsize::new(0),
+            stalled: AtomicBool::new(cfg.stall == Stall::Manual),
+            shutdown: AtomicBool::new(false),
+            sleepers: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            cv: Condvar::new(),
+            epoch: Instant::now(),
+            last_submit_us: AtomicU64::new(0),
+            cfg,
+        });
+        let threads = (0..engines)
+            .map(|e| {
+                let sh = sh.clone();
+                std::thread::Builder::new()
+                    .name(format!("dsa-emu-{e}"))
+                    .spawn(move || engine_loop(&sh, e))
+                    .expect("spawn emulated DSA engine")
+            })
+            .collect();
+        Arc::new(EmuDevice {
+            sh,
+            threads: Mutex::new(threads),
+        })
+    }
+
+    /// The device configured by the `MINIASYNC_DSA_EMULATE_*` variables.
+    pub fn from_env() -> Arc<EmuDevice> {
+        EmuDevice::new(EmuConfig::from_env())
+    }
+
+    pub fn config(&self) -> &EmuConfig {
+        &self.sh.cfg
+    }
+
+    /// What discovery would report for this WQ.
+    pub fn wq_config(&self) -> WqConfig {
+        self.sh.cfg.wq_config()
+    }
+
+    pub fn swerror(&self) -> SwError {
+        *self.sh.swerror.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn stats(&self) -> EmuStats {
+        let s = &self.sh;
+        let r = |a: &AtomicU64| a.load(Ordering::SeqCst);
+        EmuStats {
+            accepted: r(&s.accepted),
+            completed: r(&s.completed),
+            max_outstanding: r(&s.max_outstanding),
+            max_occupancy: r(&s.max_occupancy),
+            retries: r(&s.retries),
+            batches: r(&s.batches),
+            faults_injected: r(&s.faults_injected),
+            faults_nonresident: r(&s.faults_nonresident),
+            validation_errors: r(&s.validation_errors),
+        }
+    }
+
+    /// Descriptors accepted and not yet finished.
+    pub fn outstanding(&self) -> u64 {
+        let s = self.stats();
+        s.accepted - s.completed
+    }
+
+    /// Descriptors waiting in the queue.
+    pub fn occupancy(&self) -> usize {
+        self.sh.queue.len()
+    }
+
+    /// Stop (or resume) engines picking up descriptors.
+    pub fn set_stalled(&self, stalled: bool) {
+        self.sh.stalled.store(stalled, Ordering::Release);
+        self.sh.wake(true);
+    }
+
+    /// Let descriptors held by [`Forced::Hold`]`(id)` run.
+    pub fn open_hold(&self, id: u32) {
+        self.sh
+            .holds_open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(id);
+    }
+
+    /// Forced outcomes not yet consumed.
+    pub fn pending_forced(&self) -> usize {
+        self.sh.forced_n.load(Ordering::Acquire)
+    }
+
+    /// Make the next descriptor with opcode `op` end with `f`.
+    pub fn force(&self, op: u8, f: Forced) {
+        let mut q = self.sh.forced.lock().unwrap_or_else(|p| p.into_inner());
+        q.push_back((op, f));
+        self.sh.forced_n.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+impl Drop for EmuDevice {
+    fn drop(&mut self) {
+        self.sh.shutdown.store(true, Ordering::Release);
+        self.sh.stalled.store(false, Ordering::Release);
+        self.sh.wake(true);
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Portal for EmuDevice {
+    unsafe fn submit(&self, desc: &Descriptor) -> Result<Submitted, PortalError> {
+        let s = &self.sh;
+        let mut d = *desc;
+        if s.cfg.write_path {
+            // The kernel's write() checks (DSA.md 1.4).
+            if !d.completion_addr.is_multiple_of(32)
+                || (d.opcode() == opcode::BATCH && s.cfg.version <= 0x100)
+            {
+                return Err(PortalError {
+                    errno: libc::EINVAL,
+                });
+            }
+        }
+        s.last_submit_us.store(s.now_us(), Ordering::Relaxed);
+        if s.cfg.mode == WqMode::Shared {
+            if s.queue.len() >= s.cfg.threshold as usize {
+                s.retries.fetch_add(1, Ordering::Relaxed);
+                return Ok(Submitted::Retry);
+            }
+            // ENQCMD inserts the PASID and clears the privilege bit.
+            d.pasid_priv = (d.pasid_priv & PASID_RESERVED_MASK) | EMU_PASID;
+        }
+        s.accepted.fetch_add(1, Ordering::SeqCst);
+        if s.queue.push(Queued { desc: d }).is_err() {
+            s.accepted.fetch_sub(1, Ordering::SeqCst);
+            if s.cfg.mode == WqMode::Shared {
+                s.retries.fetch_add(1, Ordering::Relaxed);
+                return Ok(Submitted::Retry);
+            }
+            // A dedicated WQ gives no feedback: the descriptor is gone.
+            s.sw_error(SwErrorKind::Overflow, &d);
+            return Ok(Submitted::Accepted);
+        }
+        s.max_occupancy
+            .fetch_max(s.queue.len() as u64, Ordering::Relaxed);
+        let out = s
+            .accepted
+            .load(Ordering::SeqCst)
+            .saturating_sub(s.completed.load(Ordering::SeqCst));
+        s.max_outstanding.fetch_max(out, Ordering::SeqCst);
+        s.wake(false);
+        Ok(Submitted::Accepted)
+    }
+
+    fn method(&self) -> Method {
+        Method::Emulated
+    }
+}
+
+fn engine_loop(sh: &Shared, e: usize) {
+    let mut rng = Rng::new(sh.cfg.seed ^ (e as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let mut scratch = Vec::new();
+    let mut idle = 0u32;
+    loop {
+        if sh.shutdown.load(Ordering::Acquire) && sh.queue.is_empty() {
+            return;
+        }
+        if !sh.may_pick_up() {
+            sh.park();
+            continue;
+        }
+        // Pop and number under one lock: sequence order is queue order,
+        // and `current` is set before any later descriptor is popped, which
+        // DRAIN relies on.
+        let job = {
+            let mut seq = sh.pop_lock.lock().unwrap_or_else(|p| p.into_inner());
+            sh.queue.pop().map(|q| {
+                *seq += 1;
+                sh.current[e].store(*seq, Ordering::SeqCst);
+                (q, *seq)
+            })
+        };
+        match job {
+            Some((q, seq)) => {
+                idle = 0;
+                exec::run_top(sh, e, seq, &q.desc, &mut rng, &mut scratch);
+                sh.current[e].store(IDLE, Ordering::SeqCst);
+            }
+            None => {
+                idle += 1;
+                if idle < 32 {
+                    std::thread::yield_now();
+                } else {
+                    sh.park();
+                }
+            }
+        }
+    }
+}
+
+/// Wait until every engine other than `me` has finished all descriptors
+/// popped before sequence number `seq` (DRAIN).
+pub(crate) fn wait_older(sh: &Shared, me: usize, seq: u64) {
+    loop {
+        let clear = sh.current.iter().enumerate().all(|(i, c)| {
+            let c = c.load(Ordering::SeqCst);
+            i == me || c == IDLE || c > seq
+        });
+        if clear {
+            return;
+        }
+        std::thread::yield_now();
+    }
+}

@@ -1,0 +1,450 @@
+//! What the emulated engines do with a descriptor: validate it with the
+//! real status codes (DSA.md 8.4), perform its memory effect, stop at the
+//! first non-resident operand page or at an injected fault (8.6), run
+//! batches and drains (8.3, 8.7), and write the completion record fields
+//! first and status last (8.8).
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::device::{wait_older, Shared, SwErrorKind};
+use crate::mover::dsa::completion::{status, CompletionRecord, CrCell};
+use crate::mover::dsa::descriptor::{flag, gencap, opcode, Descriptor, PASID_RESERVED_MASK};
+use crate::mover::dsa::fault::{first_fault, page_state};
+
+/// An outcome forced on a descriptor by a test ([`EmuDevice::force`]).
+///
+/// [`EmuDevice::force`]: super::EmuDevice::force
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forced {
+    /// Complete with this status byte and do nothing.
+    Status(u8),
+    /// Page fault after `bytes_completed` bytes in processing order (the
+    /// bytes before it are really done); `write` picks the operand.
+    Fault { bytes_completed: u32, write: bool },
+    /// BATCH: the descriptor list faults at element `k`.
+    ListFault(u32),
+    /// Complete with exactly this record and do nothing.
+    Record(CompletionRecord),
+    /// Keep the engine on this descriptor until
+    /// [`EmuDevice::open_hold`](super::EmuDevice::open_hold)`(id)`, then
+    /// run it normally.
+    Hold(u32),
+}
+
+/// xorshift64*: deterministic per seed, cheap.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    pub fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
+    }
+}
+
+struct Ctx<'a> {
+    sh: &'a Shared,
+    engine: usize,
+    seq: u64,
+    rng: &'a mut Rng,
+    scratch: &'a mut Vec<u8>,
+}
+
+/// Run a descriptor taken from the WQ and write its record.
+pub(crate) fn run_top(
+    sh: &Shared,
+    engine: usize,
+    seq: u64,
+    d: &Descriptor,
+    rng: &mut Rng,
+    scratch: &mut Vec<u8>,
+) {
+    if sh.cfg.max_delay_us > 0 {
+        let until =
+            Instant::now() + Duration::from_micros(rng.below(u64::from(sh.cfg.max_delay_us) + 1));
+        while Instant::now() < until {
+            std::thread::yield_now();
+        }
+    }
+    let mut cx = Ctx {
+        sh,
+        engine,
+        seq,
+        rng,
+        scratch,
+    };
+    let r = execute(&mut cx, d, false);
+    write_cr(&mut cx, d, r, true);
+}
+
+fn rec(st: u8) -> CompletionRecord {
+    CompletionRecord {
+        status: st,
+        ..Default::default()
+    }
+}
+
+fn invalid_flags(bits: u32) -> CompletionRecord {
+    let mut r = rec(status::INVALID_FLAGS);
+    r.op_specific[..3].copy_from_slice(&bits.to_le_bytes()[..3]);
+    r
+}
+
+/// Validation before execution, in the order DSA.md 8.4 lists it.
+fn validate(cx: &Ctx<'_>, d: &Descriptor, in_batch: bool) -> Option<CompletionRecord> {
+    let c = &cx.sh.cfg;
+    let op = d.opcode();
+    let f = d.flags();
+    if d.pasid_priv & PASID_RESERVED_MASK != 0 {
+        return Some(rec(status::NOZERO_RESERVE));
+    }
+    if d.privileged() {
+        return Some(rec(status::PRIV_BAD));
+    }
+    if !c.ops.has(op)
+        || !super::implemented_ops().has(op)
+        || (in_batch && (op == opcode::BATCH || op == opcode::DRAIN))
+    {
+        return Some(rec(status::BAD_OPCODE));
+    }
+    let data = matches!(op, opcode::MEMMOVE | opcode::MEMFILL | opcode::CFLUSH);
+    let mut allowed = flag::CRAV
+        | flag::RCR
+        | flag::ADDR1_TCS
+        | flag::ADDR2_TCS
+        | flag::ADDR3_TCS
+        | flag::CR_TCS
+        | flag::STORD
+        | flag::DSTS;
+    if in_batch {
+        allowed |= flag::FENCE;
+    }
+    if data && c.block_on_fault && c.gen_cap & gencap::BLOCK_ON_FAULT != 0 {
+        allowed |= flag::BOF;
+    }
+    match op {
+        opcode::MEMMOVE | opcode::MEMFILL => {
+            if c.gen_cap & gencap::CACHE_CONTROL_MEM != 0 {
+                allowed |= flag::CC;
+            }
+            if c.gen_cap & gencap::DEST_READBACK != 0 {
+                allowed |= flag::DRDBK;
+            }
+        }
+        opcode::CFLUSH if c.gen_cap & gencap::CACHE_CONTROL_CFLUSH != 0 => allowed |= flag::CC,
+        _ => {}
+    }
+    if f & !allowed != 0 {
+        return Some(invalid_flags(f & !allowed));
+    }
+    if d.rsvd != 0 || d.int_handle != 0 || d.op_specific != [0; 24] {
+        return Some(rec(status::NOZERO_RESERVE));
+    }
+    let size = u64::from(d.xfer_size);
+    if data && (size == 0 || size > c.max_transfer_size) {
+        return Some(rec(status::XFER_ERANGE));
+    }
+    if op == opcode::BATCH {
+        if size < 2 || size > u64::from(c.max_batch_size) {
+            return Some(rec(status::DESC_CNT_ERANGE));
+        }
+        if !d.src.is_multiple_of(64) {
+            return Some(rec(status::DESCLIST_ALIGN));
+        }
+    }
+    let wraps = |a: u64| a.checked_add(size).is_none();
+    if (op == opcode::MEMMOVE && (wraps(d.src) || wraps(d.dst))) || (data && wraps(d.dst)) {
+        return Some(rec(status::TRANSLATION_FAIL));
+    }
+    if op == opcode::MEMMOVE && overlaps(d) && c.gen_cap & gencap::OVERLAP_COPY == 0 {
+        return Some(rec(status::OVERLAP_BUFFERS));
+    }
+    None
+}
+
+fn overlaps(d: &Descriptor) -> bool {
+    let n = u64::from(d.xfer_size);
+    d.src < d.dst + n && d.dst < d.src + n
+}
+
+fn execute(cx: &mut Ctx<'_>, d: &Descriptor, in_batch: bool) -> CompletionRecord {
+    if let Some(r) = validate(cx, d, in_batch) {
+        cx.sh.validation_errors.fetch_add(1, Ordering::Relaxed);
+        return r;
+    }
+    let mut forced = cx.sh.take_forced(d.opcode());
+    match forced {
+        Some(Forced::Status(s)) => return rec(s),
+        Some(Forced::Record(r)) => return r,
+        Some(Forced::Hold(id)) => {
+            cx.sh.wait_hold(id);
+            forced = None;
+        }
+        _ => {}
+    }
+    match d.opcode() {
+        opcode::NOOP => rec(status::SUCCESS),
+        opcode::DRAIN => {
+            wait_older(cx.sh, cx.engine, cx.seq);
+            rec(status::SUCCESS)
+        }
+        opcode::BATCH => batch(cx, d, forced),
+        _ => data_op(cx, d, forced),
+    }
+}
+
+/// Where a data descriptor stops: offset in processing order of the
+/// first faulting byte, and whether it is a write.
+fn fault_point(
+    cx: &mut Ctx<'_>,
+    d: &Descriptor,
+    desc: bool,
+    forced: Option<Forced>,
+) -> Option<(u64, bool)> {
+    let len = u64::from(d.xfer_size);
+    let at_bc = |bc: u64| if desc { len - 1 - bc } else { bc };
+    if let Some(Forced::Fault {
+        bytes_completed,
+        write,
+    }) = forced
+    {
+        return Some((at_bc(u64::from(bytes_completed).min(len - 1)), write));
+    }
+    let op = d.opcode();
+    // Residency, as an SVA device sees it: reads of the source (memmove),
+    // writes of the destination (memmove, fill), reads for a flush.
+    let mut best: Option<(u64, bool)> = None;
+    if op == opcode::MEMMOVE {
+        consider(
+            &mut best,
+            desc,
+            first_fault(d.src, len, desc, cx.scratch),
+            false,
+        );
+    }
+    let dst_fault = first_fault(d.dst, len, desc, cx.scratch);
+    consider(&mut best, desc, dst_fault, op != opcode::CFLUSH);
+    if best.is_some() {
+        cx.sh.faults_nonresident.fetch_add(1, Ordering::Relaxed);
+    }
+    if cx.rng.chance(cx.sh.cfg.fault_rate) {
+        let bc = match cx.rng.below(4) {
+            0 => 0,
+            1 => (cx.rng.below(len) & !4095).min(len - 1),
+            _ => cx.rng.below(len),
+        };
+        let write = match op {
+            opcode::MEMMOVE => cx.rng.below(2) == 1,
+            opcode::MEMFILL => true,
+            _ => false,
+        };
+        let o = at_bc(bc);
+        let addr = if write || op != opcode::MEMMOVE {
+            d.dst
+        } else {
+            d.src
+        } + o;
+        let repeat = bc == 0 && cx.sh.last_zero_fault.swap(addr, Ordering::Relaxed) == addr;
+        if !repeat {
+            cx.sh.faults_injected.fetch_add(1, Ordering::Relaxed);
+            consider(&mut best, desc, Some(o), write);
+        }
+    }
+    best
+}
+
+/// Keep the fault that comes first in processing order (a read before a
+/// write at the same offset: the device reads the source first).
+fn consider(best: &mut Option<(u64, bool)>, desc: bool, o: Option<u64>, write: bool) {
+    let Some(o) = o else { return };
+    let better = match *best {
+        None => true,
+        Some((b, _)) if desc => o > b,
+        Some((b, _)) => o < b,
+    };
+    if better {
+        *best = Some((o, write));
+    }
+}
+
+fn data_op(cx: &mut Ctx<'_>, d: &Descriptor, forced: Option<Forced>) -> CompletionRecord {
+    let op = d.opcode();
+    let len = u64::from(d.xfer_size);
+    let desc = op == opcode::MEMMOVE && overlaps(d) && d.dst > d.src;
+    let fault = fault_point(cx, d, desc, forced);
+    // The range done before the fault, in offsets.
+    let (lo, hi) = match fault {
+        None => (0, len),
+        Some((o, _)) if desc => (o + 1, len),
+        Some((o, _)) => (0, o),
+    };
+    if hi > lo {
+        // SAFETY: the submitter of the descriptor vouched (Portal::submit)
+        // that its operands are valid for the opcode's accesses until the
+        // record is written; [lo, hi) lies inside them.
+        unsafe {
+            match op {
+                opcode::MEMMOVE => core::ptr::copy(
+                    (d.src + lo) as usize as *const u8,
+                    (d.dst + lo) as usize as *mut u8,
+                    (hi - lo) as usize,
+                ),
+                opcode::MEMFILL => {
+                    fill(d.dst + lo, d.src.rotate_right(8 * (lo % 8) as u32), hi - lo)
+                }
+                _ => {}
+            }
+        }
+    }
+    match fault {
+        None => rec(status::SUCCESS),
+        Some((o, write)) => CompletionRecord {
+            status: status::PAGE_FAULT_NOBOF | if write { status::WRITE_FAULT } else { 0 },
+            result: u8::from(desc),
+            bytes_completed: (hi - lo) as u32,
+            fault_addr: if write || op != opcode::MEMMOVE {
+                d.dst
+            } else {
+                d.src
+            } + o,
+            ..Default::default()
+        },
+    }
+}
+
+/// Fill `n` bytes at `dst`: byte `i` gets byte `i % 8` of `pattern`.
+///
+/// # Safety
+/// `[dst, dst + n)` must be valid for writes.
+unsafe fn fill(dst: u64, pattern: u64, n: u64) {
+    let p = pattern.to_le_bytes();
+    let mut chunk = [0u8; 64];
+    for (i, b) in chunk.iter_mut().enumerate() {
+        *b = p[i % 8];
+    }
+    let mut off = 0;
+    while off < n {
+        let k = (n - off).min(64);
+        // SAFETY: `off + k <= n`, inside the range the caller vouched for;
+        // the chunk starts at a multiple of 8 so its phase is right.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                chunk.as_ptr(),
+                (dst + off) as usize as *mut u8,
+                k as usize,
+            )
+        };
+        off += k;
+    }
+}
+
+fn batch(cx: &mut Ctx<'_>, d: &Descriptor, forced: Option<Forced>) -> CompletionRecord {
+    cx.sh.batches.fetch_add(1, Ordering::Relaxed);
+    let n = d.xfer_size;
+    let mut failed = false;
+    for i in 0..n {
+        let ea = d.src + 64 * u64::from(i);
+        let list_fault = match forced {
+            Some(Forced::ListFault(k)) => i >= k,
+            _ => first_fault(ea, 64, false, cx.scratch).is_some(),
+        };
+        if list_fault {
+            return CompletionRecord {
+                status: status::BATCH_PAGE_FAULT,
+                result: u8::from(failed),
+                bytes_completed: i,
+                fault_addr: ea,
+                ..Default::default()
+            };
+        }
+        // SAFETY: the list page is resident (checked above) and the
+        // submitter vouched for `count` descriptors at the list address.
+        let bytes = unsafe { core::ptr::read_volatile(ea as usize as *const [u8; 64]) };
+        let e = Descriptor::from_bytes(&bytes);
+        let r = execute(cx, &e, true);
+        failed |= r.code() != status::SUCCESS;
+        write_cr(cx, &e, r, false);
+    }
+    CompletionRecord {
+        status: if failed {
+            status::BATCH_FAIL
+        } else {
+            status::SUCCESS
+        },
+        result: u8::from(failed),
+        bytes_completed: n,
+        ..Default::default()
+    }
+}
+
+/// Write a completion record the way DSA does: only with CRAV, only on
+/// error without RCR, never at a misaligned or unmapped address (SWERROR
+/// instead), 0x1a for a non-resident one, fields first, status last.
+fn write_cr(cx: &mut Ctx<'_>, d: &Descriptor, mut r: CompletionRecord, top: bool) {
+    let f = d.flags();
+    let addr = d.completion_addr;
+    let skip = f & flag::CRAV == 0 || (r.code() == status::SUCCESS && f & flag::RCR == 0);
+    let target = if skip {
+        None
+    } else if !addr.is_multiple_of(32) {
+        cx.sh.sw_error(SwErrorKind::CrAlign, d);
+        None
+    } else {
+        match page_state(addr) {
+            None => {
+                cx.sh.sw_error(SwErrorKind::CrUnmapped, d);
+                None
+            }
+            Some(resident) => {
+                if !resident {
+                    r = rec(status::CRA_XLAT);
+                }
+                // SAFETY: aligned and mapped (checked); the submitter
+                // vouched that the record is accessed only atomically.
+                Some(unsafe { CrCell::at(addr) })
+            }
+        }
+    };
+    let Some(cell) = target else {
+        if top {
+            cx.sh.finished();
+        }
+        return;
+    };
+    if cx.sh.cfg.hostile_cr {
+        let garbage = CompletionRecord {
+            result: 0xee,
+            bytes_completed: u32::MAX,
+            fault_addr: u64::MAX,
+            op_specific: [0xee; 16],
+            ..Default::default()
+        };
+        cell.publish_fields(&garbage);
+        std::thread::yield_now();
+        cell.publish_fields(&r);
+        if cx.rng.below(2) == 0 {
+            std::thread::yield_now();
+        }
+    } else {
+        cell.publish_fields(&r);
+    }
+    if top {
+        cx.sh.finished();
+    }
+    cell.set_status(r.status);
+}
