@@ -49,12 +49,14 @@ pub mod status {
     /// Bit 7: the page fault was on a write (`DSA_COMP_STATUS_WRITE`).
     pub const WRITE_FAULT: u8 = 0x80;
 
-    /// Software-only: the op waits in an unsubmitted batch or for a WQ
-    /// credit. Never written by hardware (0x7f is an unused code); it makes
-    /// the op's monitor word non-zero so pollers come back.
+    /// Software-only: the op waits for a WQ credit, or is an element of a
+    /// batch (the device overwrites it with the element's real status; an
+    /// element still reading it after its batch was retired never ran).
+    /// Never written by hardware (0x7f is an unused code); it keeps the
+    /// op's monitor word non-zero so pollers come back.
     pub const SW_PENDING: u8 = 0x7f;
-    /// Software-only: the op's batch ended without executing this element
-    /// (batch-level error or list fault); resubmit it on its own.
+    /// Software-only: set on an op that failed before reaching the device,
+    /// so its monitor word is non-zero.
     pub const SW_NOT_EXECUTED: u8 = 0x7e;
 
     /// Codes reported before any memory was touched (descriptor

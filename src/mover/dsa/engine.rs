@@ -372,10 +372,12 @@ impl Engine {
         r
     }
 
-    /// The word that is 0 while the device works on the op's current
-    /// descriptor and non-zero whenever the op needs a poll (a piece
-    /// completed, the op waits for a credit, or it is finished). Valid
-    /// until the handle is released (and readable while the engine lives).
+    /// The op's monitor word: 0 only while one of its descriptors is in
+    /// the device on its own; non-zero whenever a poll may make progress
+    /// (a piece completed, the op waits for a credit or sits in a batch,
+    /// or it is finished). A waiter may sleep while it reads 0 and must
+    /// poll when it reads non-zero. Valid until the handle is released
+    /// (and readable while the engine lives).
     pub fn monitor_addr(&self, h: &OpHandle) -> *const u64 {
         self.rec(h).cr.monitor_word()
     }
@@ -407,11 +409,10 @@ impl Engine {
                     self.complete_piece(rec, job, &r);
                 }
                 Phase::InBatch { b, gen } => {
-                    if rec.cr.status() == status::SW_PENDING {
-                        self.try_submit_batch(b, gen);
-                        return Poll::Running;
-                    }
+                    // The element's record is final only once the batch
+                    // is retired; until then it reads SW_PENDING.
                     if !self.try_retire(b, gen) {
+                        self.try_submit_batch(b, gen);
                         return Poll::Running;
                     }
                     let r = rec.cr.snapshot();
@@ -578,9 +579,9 @@ impl Engine {
             unsafe { *rec.list[1].get() = Descriptor::noop(rec.pad_cr.addr()) };
             n = 2;
         }
-        for m in self.batches.members(b) {
-            self.ops[m as usize].cr.clear();
-        }
+        // Element records keep SW_PENDING: the device overwrites it with
+        // a real status; one still pending after the batch is retired
+        // never ran. (Their monitor words stay non-zero meanwhile.)
         rec.credit_pos.store(pos, Ordering::Relaxed);
         self.batches.set_phase(b, gen, batch::SUBMITTED);
         let d = Descriptor::batch(rec.list_addr(), n, rec.cr.addr());
@@ -593,9 +594,6 @@ impl Engine {
                 self.n.batches.fetch_add(1, Ordering::Relaxed);
             }
             Ok(Submitted::Retry) => {
-                for m in self.batches.members(b) {
-                    self.ops[m as usize].cr.set_status(status::SW_PENDING);
-                }
                 self.credits.release(pos, tag);
                 self.batches.set_phase(b, gen, batch::SEALED);
             }
@@ -603,9 +601,6 @@ impl Engine {
                 // E.g. EINVAL from write(2) for BATCH on a v1 device: stop
                 // batching; the members resubmit on their own.
                 self.batching.store(false, Ordering::Relaxed);
-                for m in self.batches.members(b) {
-                    self.ops[m as usize].cr.set_status(status::SW_NOT_EXECUTED);
-                }
                 self.credits.release(pos, tag);
                 self.batches.recycle(b, gen);
             }
@@ -633,15 +628,12 @@ impl Engine {
         rec.gen() != gen
     }
 
-    /// The batch record is written: elements that never ran get
-    /// SW_NOT_EXECUTED so their owners resubmit them; then recycle.
+    /// The batch record is written: recycle the batch. Elements that
+    /// never ran (list fault, batch-level error) still read SW_PENDING and
+    /// their owners resubmit them. A batch-level error other than a list
+    /// fault turns batching off.
     fn retire_batch(&self, b: u32, gen: u32) {
         let code = self.batches.recs[b as usize].cr.status() & status::MASK;
-        for m in self.batches.members(b) {
-            self.ops[m as usize]
-                .cr
-                .replace_status(0, status::SW_NOT_EXECUTED);
-        }
         if !matches!(
             code,
             status::SUCCESS | status::BATCH_FAIL | status::BATCH_PAGE_FAULT
@@ -675,7 +667,9 @@ impl Engine {
                 };
             }
             status::PAGE_FAULT_NOBOF => self.resume_fault(rec, job, r),
-            status::SW_NOT_EXECUTED | status::NONE => job.phase = Phase::NeedSubmit,
+            status::SW_PENDING | status::SW_NOT_EXECUTED | status::NONE => {
+                job.phase = Phase::NeedSubmit
+            }
             status::CRA_XLAT if !job.progress.op.overlaps() => {
                 // The record page faulted (DSA 2.0 reports this through the
                 // event log); the piece is idempotent, so run it again.

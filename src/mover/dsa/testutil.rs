@@ -61,3 +61,28 @@ pub fn finish(eng: &Engine, mut h: OpHandle) -> Poll {
     eng.release(h);
     p
 }
+
+/// Drive an op the way a `FUTURE_NOTIFIER_POLLER` waiter would: poll only
+/// when the monitor word is non-zero. Panics if the word stays 0 for 10 s
+/// (the op would never be polled again: a contract violation).
+pub fn finish_watching(eng: &Engine, mut h: OpHandle) -> Poll {
+    let word = eng.monitor_addr(&h);
+    loop {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        // SAFETY: the monitor word stays valid until `release` below.
+        while unsafe { core::ptr::read_volatile(word) } == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "monitor word stuck at 0"
+            );
+            std::thread::yield_now();
+        }
+        match eng.poll(&mut h) {
+            Poll::Running => continue,
+            p => {
+                eng.release(h);
+                return p;
+            }
+        }
+    }
+}

@@ -24,6 +24,8 @@ pub enum Forced {
     Fault { bytes_completed: u32, write: bool },
     /// BATCH: the descriptor list faults at element `k`.
     ListFault(u32),
+    /// Run normally (lets a test aim a later forced outcome).
+    Pass,
     /// Complete with exactly this record and do nothing.
     Record(CompletionRecord),
     /// Keep the engine on this descriptor until
@@ -195,6 +197,7 @@ fn execute(cx: &mut Ctx<'_>, d: &Descriptor, in_batch: bool) -> CompletionRecord
             cx.sh.wait_hold(id);
             forced = None;
         }
+        Some(Forced::Pass) => forced = None,
         _ => {}
     }
     match d.opcode() {

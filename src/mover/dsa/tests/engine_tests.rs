@@ -10,7 +10,7 @@ use crate::mover::dsa::discovery::WqMode;
 use crate::mover::dsa::engine::{BatchPolicy, Engine, EngineOptions, Poll, StartError};
 use crate::mover::dsa::op::Op;
 use crate::mover::dsa::portal::{Method, Portal, PortalError, Submitted};
-use crate::mover::dsa::testutil::{finish, pattern, rig};
+use crate::mover::dsa::testutil::{finish, finish_watching, pattern, rig};
 use crate::mover::emu::{EmuConfig, Forced, Stall, DEFAULT_GENCAP};
 
 fn h() -> Hints {
@@ -163,7 +163,7 @@ fn credits_never_overfill_a_stalled_dedicated_wq() {
         assert_eq!(unsafe { eng.start(&op, false) }, Err(StartError::Busy));
         dev.set_stalled(false);
         for hd in hs {
-            assert_eq!(finish(&eng, hd), Poll::Done);
+            assert_eq!(finish_watching(&eng, hd), Poll::Done);
         }
         assert_eq!(dst, src, "{policy:?}");
         let st = dev.stats();
