@@ -413,6 +413,24 @@ two_movers(void)
 	data_mover_sync_delete(b);
 }
 
+static void
+enum_and_macro_values(void)
+{
+	CHECK_EQ(VDM_OPERATION_MEMCPY, 0);
+	CHECK_EQ(VDM_OPERATION_MEMMOVE, 1);
+	CHECK_EQ(VDM_OPERATION_MEMSET, 2);
+	CHECK_EQ(VDM_OPERATION_FLUSH, 3);
+	CHECK_EQ(VDM_SUCCESS, 0);
+	CHECK_EQ(VDM_ERROR_OUT_OF_MEMORY, 1);
+	CHECK_EQ(VDM_ERROR_JOB_CORRUPTED, 2);
+	CHECK_EQ(VDM_F_MEM_DURABLE, 1);
+	CHECK_EQ(VDM_F_NO_CACHE_HINT, 2);
+	CHECK_EQ(VDM_F_VALID_FLAGS, 3);
+	CHECK_EQ(VDM_OPERATION_DATA_MAX_SIZE, 40);
+	CHECK_EQ(sizeof(((struct vdm_operation *)0)->data),
+		VDM_OPERATION_DATA_MAX_SIZE);
+}
+
 int
 main(void)
 {
@@ -431,5 +449,6 @@ main(void)
 	RUN(future_moved_before_poll);
 	RUN(many_outstanding_any_order);
 	RUN(two_movers);
+	RUN(enum_and_macro_values);
 	TEST_DONE();
 }
