@@ -437,9 +437,55 @@ movers_churn(void)
 	}
 }
 
+/*
+ * Without MINIASYNC_MAX_OPS the bound is still finite (upstream's tests
+ * create un-polled futures until one is OOM), and freeing one op makes
+ * room again.
+ */
+static void
+default_bound_is_finite(void)
+{
+	struct data_mover_sync *dms = data_mover_sync_new();
+	struct data_mover_threads *dmt =
+		data_mover_threads_new(1, 8, FUTURE_NOTIFIER_NONE);
+	CHECK(dms && dmt);
+	if (!dms || !dmt)
+		return;
+	struct vdm *vdms[2] = { data_mover_sync_get_vdm(dms),
+		data_mover_threads_get_vdm(dmt) };
+	size_t limit = (size_t)1 << 21;
+	struct vdm_operation_future *f = malloc(limit * sizeof(*f));
+	CHECK(f != NULL);
+	if (f == NULL)
+		return;
+	static unsigned char byte[2];
+	for (int m = 0; m < 2; m++) {
+		size_t n = 0;
+		for (; n < limit; n++) {
+			f[n] = vdm_memset(vdms[m], &byte[m], 1 + m, 1, 0);
+			if (FUTURE_STATE(&f[n]) == FUTURE_STATE_COMPLETE)
+				break;
+		}
+		CHECK(n > 1000 && n < limit);
+		if (n == limit)
+			n--;
+		CHECK_EQ(f[n].output.result, VDM_ERROR_OUT_OF_MEMORY);
+		FUTURE_BUSY_POLL(&f[0]);
+		f[0] = vdm_memset(vdms[m], &byte[m], 1 + m, 1, 0);
+		CHECK_EQ(FUTURE_STATE(&f[0]), FUTURE_STATE_IDLE);
+		for (size_t i = 0; i < n; i++)
+			FUTURE_BUSY_POLL(&f[i]);
+		CHECK_EQ(byte[m], 1 + m);
+	}
+	free(f);
+	data_mover_threads_delete(dmt);
+	data_mover_sync_delete(dms);
+}
+
 int
 main(void)
 {
+	unsetenv("MINIASYNC_MAX_OPS"); /* the default bound */
 	test_prog = "test_stress";
 	alarm(900);
 	RUN(threads_no_lost_completion);
@@ -447,5 +493,6 @@ main(void)
 	RUN(thousands_in_flight);
 	RUN(sync_mover_many_threads);
 	RUN(movers_churn);
+	RUN(default_bound_is_finite);
 	TEST_DONE();
 }
