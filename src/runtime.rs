@@ -41,6 +41,33 @@ pub struct Runtime {
     cv: Condvar,
 }
 
+/// Deleted runtimes, kept for reuse: a runtime's memory is never returned,
+/// so a worker that calls `runtime_wake` just after the wait returned and
+/// the runtime was deleted touches a valid (idle or reused) runtime, whose
+/// only reaction is one extra pass. Bounded by the most runtimes alive at
+/// once.
+static RECYCLED: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+impl Runtime {
+    /// A runtime for C: recycled when one is available, else allocated.
+    pub fn create() -> *mut Runtime {
+        let reused = RECYCLED.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        reused.map_or_else(|| Box::into_raw(Box::default()), |p| p as *mut Runtime)
+    }
+
+    /// Retires a runtime from `create` for reuse.
+    ///
+    /// # Safety
+    /// `rt` must come from `create`, have no waiter, and not be used by the
+    /// caller afterwards (late wakes from movers are fine).
+    pub unsafe fn retire(rt: *mut Runtime) {
+        RECYCLED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(rt as usize);
+    }
+}
+
 /// The runtime's waker function: bump the epoch, wake a sleeper.
 ///
 /// # Safety

@@ -3,10 +3,10 @@
 use crate::abi::future;
 use crate::runtime::Runtime;
 
-/// Creates a runtime.
+/// Creates a runtime (a recycled one when available).
 #[no_mangle]
 pub extern "C" fn runtime_new() -> *mut Runtime {
-    Box::into_raw(Box::default())
+    Runtime::create()
 }
 
 /// Releases a runtime; NULL is ignored.
@@ -17,8 +17,9 @@ pub extern "C" fn runtime_new() -> *mut Runtime {
 #[no_mangle]
 pub unsafe extern "C" fn runtime_delete(runtime: *mut Runtime) {
     if !runtime.is_null() {
-        // SAFETY: created by Box::into_raw in runtime_new.
-        drop(unsafe { Box::from_raw(runtime) });
+        // SAFETY: created by runtime_new (caller's contract). Its memory is
+        // kept for reuse, so a mover's late wake stays harmless.
+        unsafe { Runtime::retire(runtime) };
     }
 }
 

@@ -356,8 +356,17 @@ impl ThreadsMover {
             ST_DONE => op.result.load(Ordering::Relaxed),
             _ => vdm_operation_result::VDM_ERROR_JOB_CORRUPTED as u32,
         };
+        // A worker may still be calling a foreign waker or setting the
+        // POLLER word; it may also have been preempted, so spin only briefly
+        // before giving it the CPU.
+        let mut spins = 0u32;
         while op.worker_busy.load(Ordering::Acquire) {
-            core::hint::spin_loop();
+            if spins < 128 {
+                spins += 1;
+                core::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
         }
         fill_output(operation, output, result);
         // SAFETY: forwarded caller contract; no worker holds the record.
@@ -498,18 +507,35 @@ fn execute(shared: &Shared, op: &ThreadsOp) {
     let kind = op.notifier.load(Ordering::Relaxed);
     let data = op.waker_data.load(Ordering::Relaxed);
     let wake = op.waker_fn.load(Ordering::Relaxed);
+    let waker = kind == NOTIFIER_WAKER && wake != 0;
+    // Must the record (and the waker's target) outlive the publication?
+    // For a POLLER the monitored word is written after DONE, so that a
+    // poller seeing it polls COMPLETE; a foreign waker's target may be
+    // released as soon as the future completes, so it is called while
+    // op_delete still waits. Our runtime's memory is never unmapped
+    // (runtimes are recycled), so waking it needs neither.
+    let hold = kind == NOTIFIER_POLLER
+        || (waker && wake != crate::runtime::runtime_wake as *const () as usize);
     op.result.store(result, Ordering::Relaxed);
-    // Publish completion first, then signal: a poller that sees the
-    // POLLER word set, or a woken waiter, then polls COMPLETE.
-    op.state.store(ST_DONE, Ordering::Release);
-    op.complete_word.store(1, Ordering::Release);
-    if kind == NOTIFIER_WAKER && wake != 0 {
-        // SAFETY: the waker was supplied with the poll that queued this op;
-        // its owner keeps it valid until the future completes, and the
-        // future cannot be deleted (op_delete) before `worker_busy` clears.
+    if hold {
+        op.state.store(ST_DONE, Ordering::Release);
+        op.complete_word.store(1, Ordering::Release);
+    } else {
+        op.complete_word.store(1, Ordering::Relaxed);
+        op.worker_busy.store(false, Ordering::Relaxed);
+        // The last touch of the record: op_delete may free it right after.
+        op.state.store(ST_DONE, Ordering::Release);
+    }
+    if waker {
+        // SAFETY: the waker was supplied with the poll that queued this op.
+        // A foreign one is valid until the future is complete and deleted,
+        // which op_delete holds back until `worker_busy` clears below; ours
+        // points to a runtime, whose memory stays mapped for the process.
         let f: unsafe extern "C" fn(*mut c_void) = unsafe { core::mem::transmute(wake) };
         // SAFETY: as above.
         unsafe { f(data) };
     }
-    op.worker_busy.store(false, Ordering::Release);
+    if hold {
+        op.worker_busy.store(false, Ordering::Release);
+    }
 }
