@@ -1,0 +1,189 @@
+//! Exports of the DSA mover (`libminiasync-vdm-dml.so`) and the callbacks
+//! of its `struct vdm`.
+//!
+//! Besides `data_mover_dml_new/get_vdm/delete`, three names upstream
+//! exported by accident are kept with their upstream signatures:
+//! `data_mover_dml_operation_start` and `data_mover_dml_operation_check`
+//! (the mover's `op_start`/`op_check` callbacks) and `has_property_dmd`
+//! (its property function).
+
+use core::ffi::{c_int, c_void};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::abi::*;
+use crate::future as fut;
+use crate::mover::dml::{self, DmlMover, DmlOp, NewError, Path};
+
+/// `VDM_F_MEM_DURABLE | VDM_F_NO_CACHE_HINT`, as upstream.
+const CAPABILITIES: u32 = 3;
+
+/// # Safety
+/// `data` must be an op handle of a DSA mover.
+unsafe fn record<'a>(data: *mut c_void) -> (&'a DmlMover, &'a DmlOp) {
+    // SAFETY: caller's contract: a live record whose mover outlives it.
+    unsafe {
+        let op = &*data.cast::<DmlOp>();
+        (&*op.owner(), op)
+    }
+}
+
+unsafe extern "C" fn dml_op_new(v: *mut vdm, _t: u32) -> *mut c_void {
+    if v.is_null() {
+        return core::ptr::null_mut();
+    }
+    // SAFETY: only reachable through a DSA mover's vdm (offset 0).
+    let m = unsafe { &*v.cast::<DmlMover>() };
+    m.op_new().map_or(core::ptr::null_mut(), |op| {
+        (op as *const DmlOp).cast_mut().cast()
+    })
+}
+
+/// The mover's `op_start` (exported under upstream's accidental name):
+/// 0 when the operation started (or already completed on the CPU), 1 when
+/// it could not start yet (the next poll tries again).
+///
+/// # Safety
+/// `data` must be an op handle of a DSA mover, `operation` the future's
+/// operation, `n` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn data_mover_dml_operation_start(
+    data: *mut c_void,
+    operation: *const vdm_operation,
+    n: *mut future_notifier,
+) -> c_int {
+    if data.is_null() || operation.is_null() {
+        return 1;
+    }
+    // SAFETY: our handle, polled by this thread; the C caller vouches for
+    // the operation's buffers.
+    let started = unsafe {
+        let (m, rec) = record(data);
+        m.op_start(rec, &*operation, n)
+    };
+    c_int::from(!started)
+}
+
+/// The mover's `op_check` (exported under upstream's accidental name).
+///
+/// # Safety
+/// As for `data_mover_dml_operation_start`.
+#[no_mangle]
+pub unsafe extern "C" fn data_mover_dml_operation_check(
+    data: *mut c_void,
+    _operation: *const vdm_operation,
+) -> future_state {
+    if data.is_null() {
+        return future_state::FUTURE_STATE_COMPLETE;
+    }
+    // SAFETY: our handle, polled by this thread.
+    let st = unsafe {
+        let (m, rec) = record(data);
+        m.op_check(rec)
+    };
+    match st {
+        fut::COMPLETE => future_state::FUTURE_STATE_COMPLETE,
+        fut::RUNNING => future_state::FUTURE_STATE_RUNNING,
+        _ => future_state::FUTURE_STATE_IDLE,
+    }
+}
+
+unsafe extern "C" fn dml_op_delete(
+    data: *mut c_void,
+    op: *const vdm_operation,
+    out: *mut vdm_operation_output,
+) {
+    if data.is_null() || op.is_null() || out.is_null() {
+        return;
+    }
+    // SAFETY: our handle, deleted once; the future's operation and output.
+    unsafe {
+        let (m, rec) = record(data);
+        m.op_delete(rec, &*op, &mut *out);
+    }
+}
+
+/// Property function of DSA-mover futures (exported under upstream's
+/// accidental name): 1 for `FUTURE_PROPERTY_ASYNC`, 0 otherwise. The
+/// property is read as a plain integer: C may pass any value.
+///
+/// # Safety
+/// Always safe to call; `unsafe` only for the C ABI type.
+#[no_mangle]
+pub unsafe extern "C" fn has_property_dmd(_future: *mut c_void, property: u32) -> c_int {
+    c_int::from(property == future_property::FUTURE_PROPERTY_ASYNC as u32)
+}
+
+fn dml_vdm() -> vdm {
+    // SAFETY: `enum future_property` is passed as a C int; a function
+    // taking u32 in its place has the same ABI.
+    let has_property = unsafe {
+        core::mem::transmute::<
+            unsafe extern "C" fn(*mut c_void, u32) -> c_int,
+            unsafe extern "C" fn(*mut c_void, future_property) -> c_int,
+        >(has_property_dmd)
+    };
+    vdm {
+        op_new: super::op_new_fn(dml_op_new),
+        op_delete: Some(dml_op_delete),
+        op_start: Some(data_mover_dml_operation_start),
+        op_check: Some(data_mover_dml_operation_check),
+        capabilities: CAPABILITIES,
+        has_property: Some(has_property),
+    }
+}
+
+fn warn_once(msg: &str) {
+    static SAID: AtomicBool = AtomicBool::new(false);
+    if !SAID.swap(true, Ordering::Relaxed) {
+        super::warn(msg);
+    }
+}
+
+/// Creates a DSA mover for `type_` (`enum data_mover_dml_type`, read as a
+/// plain integer). Returns NULL for an unknown type, or for
+/// `DATA_MOVER_DML_HARDWARE` when no usable work queue exists (saying why
+/// on stderr, once per process).
+#[no_mangle]
+pub extern "C" fn data_mover_dml_new(type_: u32) -> *mut DmlMover {
+    let Some(path) = Path::from_raw(type_) else {
+        return core::ptr::null_mut();
+    };
+    let engine = match path {
+        Path::Software => Err(String::new()),
+        _ => dml::shared_engine().map_err(str::to_string),
+    };
+    match DmlMover::new(dml_vdm(), path, engine, dml::configured_threshold()) {
+        Ok(m) => Box::into_raw(m),
+        Err(NewError::NoDevice(why)) => {
+            warn_once(&format!(
+                "data_mover_dml_new(DATA_MOVER_DML_HARDWARE): {why}"
+            ));
+            core::ptr::null_mut()
+        }
+    }
+}
+
+/// The mover's `struct vdm` (same address as the mover); NULL for NULL.
+///
+/// # Safety
+/// `dmd` must be NULL or a live DSA mover.
+#[no_mangle]
+pub unsafe extern "C" fn data_mover_dml_get_vdm(dmd: *mut DmlMover) -> *mut vdm {
+    if dmd.is_null() {
+        return core::ptr::null_mut();
+    }
+    // SAFETY: caller's contract.
+    unsafe { core::ptr::addr_of_mut!((*dmd).vdm) }
+}
+
+/// Releases a DSA mover; NULL is ignored. Its futures must be complete.
+///
+/// # Safety
+/// `dmd` must be NULL or a live DSA mover not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn data_mover_dml_delete(dmd: *mut DmlMover) {
+    if !dmd.is_null() {
+        // SAFETY: created by Box::into_raw in data_mover_dml_new.
+        drop(unsafe { Box::from_raw(dmd) });
+    }
+}
