@@ -150,7 +150,7 @@ pub extern "C" fn data_mover_dml_new(type_: u32) -> *mut DmlMover {
     };
     let engine = match path {
         Path::Software => Err(String::new()),
-        _ => dml::shared_engine().map_err(str::to_string),
+        _ => dml::shared_engine(),
     };
     match DmlMover::new(dml_vdm(), path, engine, dml::configured_threshold()) {
         Ok(m) => Box::into_raw(m),

@@ -22,7 +22,7 @@
 
 use core::cell::UnsafeCell;
 use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use super::cpu;
 use super::dsa::{self, Engine, EngineOptions, Hints, OpHandle, Poll, StartError};
@@ -67,21 +67,48 @@ pub fn configured_threshold() -> usize {
         })
 }
 
+/// An engine, or why none could be opened.
+type Opened = Result<Arc<Engine>, String>;
+
+/// Op records of the shared engine (each 256 bytes, allocated up front).
+/// When all are in use, HARDWARE operations stay IDLE until one frees up
+/// and AUTO operations run on the CPU.
+pub const ENGINE_OPS: u32 = 16384;
+
 /// The process's engine, opened on first use (emulated with
-/// `MINIASYNC_DSA_EMULATE=1`), or why there is none.
-pub fn shared_engine() -> Result<Arc<Engine>, &'static str> {
-    static ENGINE: OnceLock<Result<Arc<Engine>, String>> = OnceLock::new();
-    let r = ENGINE.get_or_init(|| {
-        let opts = EngineOptions {
-            max_ops: configured_capacity().min(1 << 16),
-            ..EngineOptions::from_env()
-        };
-        dsa::open_from_env(opts).map(Arc::new)
-    });
-    match r {
-        Ok(e) => Ok(e.clone()),
-        Err(why) => Err(why.as_str()),
+/// `MINIASYNC_DSA_EMULATE=1`), or why there is none. A child created by
+/// fork(2) opens its own: the parent's queue (and the emulator's threads)
+/// cannot be used from it, so the inherited engine is set aside, never
+/// dropped (dropping would wait for its in-flight descriptors).
+pub fn shared_engine() -> Result<Arc<Engine>, String> {
+    struct Shared {
+        pid: u32,
+        engine: Option<Opened>,
+        /// Engines inherited through fork(): kept reachable, never used.
+        inherited: Vec<Opened>,
     }
+    static ENGINE: Mutex<Shared> = Mutex::new(Shared {
+        pid: 0,
+        engine: None,
+        inherited: Vec::new(),
+    });
+    let pid = std::process::id();
+    let mut g = ENGINE.lock().unwrap_or_else(|p| p.into_inner());
+    if g.pid == pid {
+        if let Some(r) = &g.engine {
+            return r.clone();
+        }
+    } else if let Some(old) = g.engine.take() {
+        g.inherited.push(old);
+    }
+    let opts = EngineOptions {
+        max_ops: configured_capacity().min(ENGINE_OPS),
+        ..EngineOptions::from_env()
+    };
+    let r = dsa::open_from_env(opts).map(Arc::new);
+    g.pid = pid;
+    g.engine = Some(r.clone());
+    r
 }
 
 const ST_IDLE: u32 = 0;
@@ -223,7 +250,7 @@ impl DmlMover {
             // SAFETY: forwarded caller contract: the buffers stay valid
             // until the future completes, and op_delete releases the handle
             // (waiting for the device) before the record is reused.
-            match unsafe { e.start(&device_op(&decoded), queue) } {
+            match unsafe { e.start(&device_op(&decoded, flush_flags(operation)), queue) } {
                 Ok(h) => {
                     let word = e.monitor_addr(&h);
                     // SAFETY: only the polling thread touches the cells.
@@ -328,8 +355,9 @@ impl DmlMover {
     }
 }
 
-/// The engine's view of a decoded operation.
-fn device_op(op: &cpu::Op) -> dsa::Op {
+/// The engine's view of a decoded operation. `flush_flags` are the flags
+/// of a flush (which `cpu::Op::Flush` does not carry).
+fn device_op(op: &cpu::Op, flush_flags: u64) -> dsa::Op {
     let hints = |flags: u64| Hints {
         durable: flags & cpu::F_MEM_DURABLE != 0,
         no_cache: flags & cpu::F_NO_CACHE_HINT != 0,
@@ -344,9 +372,19 @@ fn device_op(op: &cpu::Op) -> dsa::Op {
             n,
             flags,
         } => dsa::Op::fill(dst as usize, byte, n, hints(flags)),
-        // A flush writes back; "no cache hint" would also invalidate, which
-        // the vdm flush never asked for: keep the lines (CC when possible).
-        cpu::Op::Flush { dst, n } => dsa::Op::flush(dst as usize, n, Hints::default()),
+        // As upstream: a flush keeps the lines cached (CC, "don't
+        // invalidate") unless VDM_F_NO_CACHE_HINT asks otherwise.
+        cpu::Op::Flush { dst, n } => dsa::Op::flush(dst as usize, n, hints(flush_flags)),
+    }
+}
+
+/// The flags of a flush operation (0 for other types).
+fn flush_flags(operation: &vdm_operation) -> u64 {
+    if cpu::raw_type(operation) == crate::abi::vdm_operation_type::VDM_OPERATION_FLUSH as u32 {
+        // SAFETY: plain-data union member selected by the type field.
+        unsafe { operation.data.flush.flags }
+    } else {
+        0
     }
 }
 
