@@ -1,0 +1,310 @@
+//! Tests of the DSA mover on the emulated work queue (paths, notifiers,
+//! fallbacks, queueing) through its Rust API; the C suite covers the ABI.
+use super::*;
+use crate::abi::{
+    future_notifier_type, future_poller, future_waker, vdm_operation_args,
+    vdm_operation_data_memcpy, vdm_operation_data_memset, vdm_operation_type,
+};
+use crate::mover::dsa::descriptor::{gencap, opcode};
+use crate::mover::dsa::testutil::{pattern, rig};
+use crate::mover::emu::{EmuConfig, Forced, Stall, DEFAULT_GENCAP};
+
+fn blank_vdm() -> vdm {
+    vdm {
+        op_new: None,
+        op_delete: None,
+        op_start: None,
+        op_check: None,
+        capabilities: 3,
+        has_property: None,
+    }
+}
+
+fn copy(
+    ty: vdm_operation_type,
+    dst: *mut u8,
+    src: *const u8,
+    n: usize,
+    flags: u64,
+) -> vdm_operation {
+    let memcpy = vdm_operation_data_memcpy {
+        dest: dst.cast(),
+        src: src.cast_mut().cast(),
+        n,
+        flags,
+    };
+    vdm_operation {
+        data: vdm_operation_args { memcpy },
+        r#type: ty,
+        padding: 0,
+    }
+}
+
+fn set(dst: *mut u8, c: u8, n: usize, flags: u64) -> vdm_operation {
+    let memset = vdm_operation_data_memset {
+        str: dst.cast(),
+        c: c.into(),
+        n,
+        flags,
+    };
+    vdm_operation {
+        data: vdm_operation_args { memset },
+        r#type: vdm_operation_type::VDM_OPERATION_MEMSET,
+        padding: 0,
+    }
+}
+
+fn notifier() -> future_notifier {
+    future_notifier {
+        waker: future_waker {
+            data: core::ptr::null_mut(),
+            wake: None,
+        },
+        poller: future_poller {
+            ptr_to_monitor: core::ptr::null_mut(),
+        },
+        notifier_used: future_notifier_type::FUTURE_NOTIFIER_WAKER,
+        padding: 0,
+    }
+}
+
+/// Start, poll to completion, delete; returns (result, notifier used,
+/// poller address set).
+fn run(m: &DmlMover, operation: &vdm_operation) -> (u32, u32, bool) {
+    let op = m.op_new().unwrap();
+    let mut n = notifier();
+    // SAFETY: the test's buffers outlive the op, polled on this thread.
+    while !unsafe { m.op_start(op, operation, &mut n) } {
+        std::thread::yield_now();
+    }
+    // SAFETY: as above.
+    while unsafe { m.op_check(op) } != COMPLETE {
+        std::thread::yield_now();
+    }
+    // SAFETY: a zeroed output is a valid value to overwrite.
+    let mut out: vdm_operation_output = unsafe { core::mem::zeroed() };
+    // SAFETY: the record is not used afterwards.
+    unsafe { m.op_delete(op, operation, &mut out) };
+    let r = out.result as u32;
+    (
+        r,
+        fut::notifier_used(&n),
+        !n.poller.ptr_to_monitor.is_null(),
+    )
+}
+
+const OK: u32 = vdm_operation_result::VDM_SUCCESS as u32;
+const CORRUPTED: u32 = vdm_operation_result::VDM_ERROR_JOB_CORRUPTED as u32;
+const MEMCPY: vdm_operation_type = vdm_operation_type::VDM_OPERATION_MEMCPY;
+const MEMMOVE: vdm_operation_type = vdm_operation_type::VDM_OPERATION_MEMMOVE;
+
+fn mover(
+    path: Path,
+    cfg: Option<EmuConfig>,
+    threshold: usize,
+) -> (Option<Arc<crate::mover::emu::EmuDevice>>, Box<DmlMover>) {
+    match cfg {
+        Some(c) => {
+            let (dev, eng) = rig(c, EngineOptions::default());
+            (
+                Some(dev),
+                DmlMover::new(blank_vdm(), path, Ok(Arc::new(eng)), threshold).unwrap(),
+            )
+        }
+        None => (
+            None,
+            DmlMover::new(blank_vdm(), path, Err("none".into()), threshold).unwrap(),
+        ),
+    }
+}
+
+#[test]
+fn hardware_needs_a_device() {
+    let r = DmlMover::new(blank_vdm(), Path::Hardware, Err("no wq".into()), 0);
+    assert_eq!(r.err(), Some(NewError::NoDevice("no wq".into())));
+    assert_eq!(Path::from_raw(3), None);
+    assert_eq!(Path::from_raw(2), Some(Path::Auto));
+}
+
+#[test]
+fn software_and_small_auto_ops_run_on_the_cpu_with_notifier_none() {
+    for (path, cfg) in [
+        (Path::Software, None),
+        (Path::Auto, None),
+        (Path::Auto, Some(EmuConfig::default())),
+    ] {
+        let (dev, m) = mover(path, cfg, 1 << 20);
+        let src = pattern(5000, 1);
+        let mut dst = vec![0u8; 5000];
+        assert_eq!(
+            run(&m, &copy(MEMCPY, dst.as_mut_ptr(), src.as_ptr(), 5000, 3)),
+            (OK, NOTIFIER_NONE, false)
+        );
+        assert!(dst == src);
+        let p = dst.as_mut_ptr();
+        assert_eq!(
+            run(&m, &copy(MEMMOVE, p.wrapping_add(10), p, 4000, 0)).0,
+            OK
+        );
+        assert_eq!(&dst[10..4010], &src[..4000]);
+        assert_eq!(run(&m, &set(p, 7, 5000, 1)).0, OK);
+        assert!(dst.iter().all(|&b| b == 7));
+        if let Some(d) = dev {
+            assert_eq!(
+                d.stats().accepted,
+                0,
+                "below the threshold nothing reaches the device"
+            );
+        }
+    }
+}
+
+#[test]
+fn device_path_sets_the_poller_and_moves_the_data() {
+    for path in [Path::Hardware, Path::Auto] {
+        let (dev, m) = mover(
+            path,
+            Some(EmuConfig {
+                max_transfer_size: 4096,
+                ..Default::default()
+            }),
+            0,
+        );
+        let dev = dev.unwrap();
+        let src = pattern(100_000, 2);
+        let mut dst = vec![0u8; 100_003];
+        for flags in 0..4u64 {
+            let r = run(
+                &m,
+                &copy(MEMCPY, dst.as_mut_ptr(), src.as_ptr(), 100_000, flags),
+            );
+            assert_eq!(r, (OK, NOTIFIER_POLLER, true), "{path:?} flags {flags}");
+            assert!(dst[..100_000] == src[..]);
+            dst.fill(0);
+        }
+        let p = dst.as_mut_ptr();
+        let mut want = dst.clone();
+        want.copy_within(0..99_000, 3);
+        assert_eq!(
+            run(&m, &copy(MEMMOVE, p.wrapping_add(3), p, 99_000, 0)).0,
+            OK
+        );
+        assert!(dst == want);
+        assert_eq!(run(&m, &set(p, 0x5a, 77_777, 1)).1, NOTIFIER_POLLER);
+        assert!(dst[..77_777].iter().all(|&b| b == 0x5a));
+        assert_eq!(dst[77_777], want[77_777]);
+        assert!(dev.stats().accepted > 0);
+        assert!(dev.swerror().is_empty());
+    }
+}
+
+#[test]
+fn device_errors_finish_on_the_cpu_in_auto_and_fail_in_hardware() {
+    for (path, want) in [(Path::Auto, OK), (Path::Hardware, CORRUPTED)] {
+        let (dev, m) = mover(path, Some(EmuConfig::default()), 0);
+        let dev = dev.unwrap();
+        let src = pattern(20_000, 3);
+        let mut dst = vec![0u8; 20_000];
+        dev.force(
+            opcode::MEMMOVE,
+            Forced::Fault {
+                bytes_completed: 5000,
+                write: true,
+            },
+        );
+        dev.force(
+            opcode::MEMMOVE,
+            Forced::Status(crate::mover::dsa::completion::status::HW_ERR1),
+        );
+        let r = run(&m, &copy(MEMCPY, dst.as_mut_ptr(), src.as_ptr(), 20_000, 0));
+        assert_eq!(r.0, want, "{path:?}");
+        assert_eq!(&dst[..5000], &src[..5000], "resumed after the fault");
+        if want == OK {
+            assert!(dst == src, "the CPU finished the rest");
+        }
+    }
+}
+
+#[test]
+fn overlap_without_device_support_runs_on_the_cpu_even_in_hardware() {
+    let cfg = EmuConfig {
+        gen_cap: DEFAULT_GENCAP & !gencap::OVERLAP_COPY,
+        ..Default::default()
+    };
+    let (dev, m) = mover(Path::Hardware, Some(cfg), 0);
+    let mut buf = pattern(10_000, 4);
+    let mut want = buf.clone();
+    want.copy_within(0..9000, 1000);
+    let p = buf.as_mut_ptr();
+    assert_eq!(
+        run(&m, &copy(MEMMOVE, p.wrapping_add(1000), p, 9000, 0)),
+        (OK, NOTIFIER_NONE, false)
+    );
+    assert!(buf == want);
+    assert_eq!(dev.unwrap().stats().accepted, 0);
+}
+
+#[test]
+fn hardware_queues_when_the_wq_is_full_and_auto_uses_the_cpu() {
+    for path in [Path::Hardware, Path::Auto] {
+        let cfg = EmuConfig {
+            wq_size: 4,
+            stall: Stall::Manual,
+            ..Default::default()
+        };
+        let (dev, m) = mover(path, Some(cfg), 0);
+        let dev = dev.unwrap();
+        let src = pattern(64 * 100, 5);
+        let mut dst = vec![0u8; 64 * 100];
+        let ops: Vec<(&DmlOp, vdm_operation)> = (0..100)
+            .map(|i| {
+                // SAFETY: offsets inside the buffers.
+                let o = unsafe {
+                    copy(
+                        MEMCPY,
+                        dst.as_mut_ptr().add(64 * i),
+                        src.as_ptr().add(64 * i),
+                        64,
+                        0,
+                    )
+                };
+                (m.op_new().unwrap(), o)
+            })
+            .collect();
+        let mut cpu_done = 0;
+        for (op, o) in &ops {
+            let mut n = notifier();
+            // SAFETY: buffers outlive the ops; one thread polls.
+            assert!(unsafe { m.op_start(op, o, &mut n) });
+            cpu_done += usize::from(fut::notifier_used(&n) == NOTIFIER_NONE);
+        }
+        assert!(dev.swerror().is_empty());
+        match path {
+            Path::Hardware => assert_eq!(cpu_done, 0),
+            _ => assert_eq!(cpu_done, 96, "AUTO: 4 on the device, the rest on the CPU"),
+        }
+        dev.set_stalled(false);
+        for (op, o) in ops {
+            // SAFETY: as above.
+            while unsafe { m.op_check(op) } != COMPLETE {
+                std::thread::yield_now();
+            }
+            // SAFETY: a zeroed output is valid; the record dies here.
+            let mut out: vdm_operation_output = unsafe { core::mem::zeroed() };
+            // SAFETY: as above.
+            unsafe { m.op_delete(op, &o, &mut out) };
+            assert_eq!(out.result as u32, OK);
+        }
+        assert!(dst == src);
+        assert_eq!(m.outstanding(), 0);
+    }
+}
+
+#[test]
+fn bad_operations_are_refused_without_touching_memory() {
+    let (_dev, m) = mover(Path::Hardware, Some(EmuConfig::default()), 0);
+    let mut dst = [0u8; 8];
+    let r = run(&m, &copy(MEMCPY, dst.as_mut_ptr(), core::ptr::null(), 8, 0));
+    assert_eq!(r.0, CORRUPTED);
+    assert_eq!(dst, [0; 8]);
+}
