@@ -57,7 +57,20 @@ impl Engine {
             }
             c => {
                 let partial = !status::is_validation_error(c);
-                self.fail(rec, job, FailReason::Status(r.status), partial);
+                // A refused page request or a failed translation at an
+                // address nothing is mapped at: the CPU would crash too.
+                let bad_address = matches!(c, status::PAGE_FAULT_IR | status::TRANSLATION_FAIL)
+                    && r.fault_addr != 0
+                    && fault::page_state(r.fault_addr).is_none();
+                let reason = if bad_address {
+                    FailReason::Unresolvable {
+                        addr: r.fault_addr,
+                        errno: libc::EFAULT,
+                    }
+                } else {
+                    FailReason::Status(r.status)
+                };
+                self.fail(rec, job, reason, partial);
             }
         }
     }

@@ -587,3 +587,30 @@ fn write_path_refusing_batch_on_a_v1_device_falls_back() {
         true,
     );
 }
+
+#[test]
+fn refused_page_requests_at_unmapped_addresses_are_not_left_to_the_cpu() {
+    let (dev, eng) = rig(EmuConfig::default(), EngineOptions::default());
+    let src = pattern(100, 1);
+    let mut dst = vec![0u8; 100];
+    for (addr, unmapped) in [(0x1000u64, true), (src.as_ptr() as u64, false)] {
+        let r = CompletionRecord {
+            status: status::PAGE_FAULT_IR,
+            fault_addr: addr,
+            ..Default::default()
+        };
+        dev.force(opcode::MEMMOVE, Forced::Record(r));
+        let op = Op::copy(dst.as_mut_ptr() as usize, src.as_ptr() as usize, 100, h());
+        // SAFETY: buffers outlive the op.
+        let hd = unsafe { eng.start(&op, true) }.unwrap();
+        let Poll::Failed(f) = finish(&eng, hd) else {
+            panic!()
+        };
+        assert_eq!(
+            matches!(f.reason, FailReason::Unresolvable { .. }),
+            unmapped,
+            "{f:?}"
+        );
+        assert_eq!(f.cpu_can_finish(), !unmapped);
+    }
+}
