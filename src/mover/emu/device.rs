@@ -358,7 +358,9 @@ impl Portal for EmuDevice {
                 });
             }
         }
-        s.last_submit_us.store(s.now_us(), Ordering::Relaxed);
+        if s.cfg.stall == Stall::UntilFull {
+            s.last_submit_us.store(s.now_us(), Ordering::Relaxed);
+        }
         if s.cfg.mode == WqMode::Shared {
             if s.queue.len() >= s.cfg.threshold as usize {
                 s.retries.fetch_add(1, Ordering::Relaxed);
@@ -378,13 +380,18 @@ impl Portal for EmuDevice {
             s.sw_error(SwErrorKind::Overflow, &d);
             return Ok(Submitted::Accepted);
         }
-        s.max_occupancy
-            .fetch_max(s.queue.len() as u64, Ordering::Relaxed);
+        // Maxima: read first, write only when they grow (cheap when flat).
+        let occ = s.queue.len() as u64;
+        if occ > s.max_occupancy.load(Ordering::Relaxed) {
+            s.max_occupancy.fetch_max(occ, Ordering::Relaxed);
+        }
         let out = s
             .accepted
             .load(Ordering::SeqCst)
             .saturating_sub(s.completed.load(Ordering::SeqCst));
-        s.max_outstanding.fetch_max(out, Ordering::SeqCst);
+        if out > s.max_outstanding.load(Ordering::SeqCst) {
+            s.max_outstanding.fetch_max(out, Ordering::SeqCst);
+        }
         s.wake(false);
         Ok(Submitted::Accepted)
     }
