@@ -161,14 +161,15 @@ check-valgrind: $(C_TEST_BINS) $(EXTRA_C_TEST_BINS)
 		MINIASYNC_TEST_SCALE=10 sh ctests/run.sh $(C_TEST_BINS) $(EXTRA_C_TEST_BINS)
 
 ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-check-asan: lib-all
-	@mkdir -p $(B)/asan
-	@set -e; for t in $(C_TESTS) $(EXTRA_C_TESTS); do \
-		n=$$(basename $$t .c); \
-		$(CC) $(CFLAGS_TEST) $(ASAN_FLAGS) -o $(B)/asan/$$n $$t $(LDLIBS_TEST) $(EXTRA_LDLIBS_$$n); \
-	done
+ASAN_BINS := $(patsubst ctests/%.c,$(B)/asan/%,$(C_TESTS)) $(EXTRA_ASAN_BINS)
+
+$(B)/asan/test_%: ctests/test_%.c ctests/test.h $(HEADERS) $(LIB)/$(SONAME) $(LIB)/libminiasync.so
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_TEST) $(ASAN_FLAGS) -o $@ $< $(LDLIBS_TEST)
+
+check-asan: $(ASAN_BINS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		sh ctests/run.sh $(patsubst ctests/%.c,$(B)/asan/%,$(C_TESTS) $(EXTRA_C_TESTS))
+		sh ctests/run.sh $(ASAN_BINS)
 
 # Install into a scratch prefix and build a program through pkg-config.
 check-install: lib-all

@@ -45,6 +45,13 @@ $(B)/ctests/dml_api_cxx: ctests/dml_api.c $(DML_TEST_DEPS)
 	$(CXX) -x c++ -std=c++11 -pedantic -O2 -g -Wall -Wextra -Werror -Iinclude -o $@ $< \
 		-x none $(DML_LDLIBS)
 
+# The same tests built with ASan + UBSan (`make check-asan`).
+EXTRA_ASAN_BINS += $(patsubst ctests/%.c,$(B)/asan/%,$(DML_C_TESTS))
+
+$(B)/asan/dml_%: ctests/dml_%.c $(DML_TEST_DEPS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_TEST) $(ASAN_FLAGS) -o $@ $< $(DML_LDLIBS)
+
 # Only the DSA mover's C tests.
 check-dml: $(DML_C_TEST_BINS)
 	sh ctests/run.sh $(DML_C_TEST_BINS)
