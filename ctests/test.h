@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static int test_failed_checks;
 static int test_cases_passed;
@@ -66,6 +67,36 @@ test_scale(size_t n)
 	if (div == 0)
 		div = 1;
 	return n / div ? n / div : 1;
+}
+
+/* Sleeps 50 us (polling loops in tests). */
+static inline void
+short_sleep(void)
+{
+	struct timespec ts = { 0, 50 * 1000 };
+	nanosleep(&ts, NULL);
+}
+
+/* Waits up to ~20 s for *p >= v (acquire); 1 if reached, 0 on time-out. */
+static inline int
+wait_at_least(int *p, int v)
+{
+	for (long i = 0; i < 400000; i++) {
+		if (__atomic_load_n(p, __ATOMIC_ACQUIRE) >= v)
+			return 1;
+		short_sleep();
+	}
+	return 0;
+}
+
+/* 1 if all n bytes at p equal v. */
+static inline int
+all_bytes(const unsigned char *p, size_t n, unsigned char v)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != v)
+			return 0;
+	return 1;
 }
 
 #endif

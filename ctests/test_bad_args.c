@@ -12,15 +12,6 @@
 #include <unistd.h>
 #include "test.h"
 
-static int
-all_bytes(const unsigned char *p, size_t n, unsigned char v)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i] != v)
-			return 0;
-	return 1;
-}
-
 /* A future that never completes by itself, counting its polls. */
 struct stuck_data {
 	int polls;

@@ -16,37 +16,10 @@
 #include "test.h"
 
 static void
-short_sleep(void)
-{
-	struct timespec ts = { 0, 50 * 1000 };
-	nanosleep(&ts, NULL);
-}
-
-static int
-wait_at_least(int *p, int v)
-{
-	for (long i = 0; i < 400000; i++) {
-		if (__atomic_load_n(p, __ATOMIC_ACQUIRE) >= v)
-			return 1;
-		short_sleep();
-	}
-	return 0;
-}
-
-static void
 fill_pattern(unsigned char *p, size_t n, unsigned seed)
 {
 	for (size_t i = 0; i < n; i++)
 		p[i] = (unsigned char)(seed * 11 + i * 7 + (i >> 10));
-}
-
-static int
-all_bytes(const unsigned char *p, size_t n, unsigned char v)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i] != v)
-			return 0;
-	return 1;
 }
 
 static int gate_open, gate_entered, gate_calls;

@@ -17,15 +17,6 @@
 
 #define BOUND 64
 
-static int
-all_bytes(const unsigned char *p, size_t n, unsigned char v)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i] != v)
-			return 0;
-	return 1;
-}
-
 static unsigned char bufs[BOUND + 8][32];
 static struct vdm_operation_future futs[BOUND + 8];
 

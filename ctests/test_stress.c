@@ -28,15 +28,6 @@ fill_pattern(unsigned char *p, size_t n, unsigned seed)
 		p[i] = (unsigned char)(seed * 131 + i * 17 + (i >> 8));
 }
 
-static int
-all_bytes(const unsigned char *p, size_t n, unsigned char v)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i] != v)
-			return 0;
-	return 1;
-}
-
 /* Polls without a notifier; gives up after `limit` seconds. */
 static int
 poll_with_deadline(struct vdm_operation_future *f, double limit)

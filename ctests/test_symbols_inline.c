@@ -60,15 +60,6 @@ lookup(const char *name)
 	return p;
 }
 
-static int
-all_bytes(const unsigned char *p, size_t n, unsigned char v)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i] != v)
-			return 0;
-	return 1;
-}
-
 static int resolved;
 
 static void

@@ -18,15 +18,6 @@ fill_pattern(unsigned char *p, size_t n, unsigned seed)
 		p[i] = (unsigned char)(seed + i * 31 + (i >> 8));
 }
 
-static int
-all_bytes(const unsigned char *p, size_t n, unsigned char v)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i] != v)
-			return 0;
-	return 1;
-}
-
 static void
 mover_struct_vdm(void)
 {

@@ -14,39 +14,12 @@
 #include <unistd.h>
 #include "test.h"
 
-static void
-short_sleep(void)
-{
-	struct timespec ts = { 0, 50 * 1000 };
-	nanosleep(&ts, NULL);
-}
-
 /* Waits (up to ~20 s) until *p >= v. */
-static int
-wait_at_least(int *p, int v)
-{
-	for (long i = 0; i < 400000; i++) {
-		if (__atomic_load_n(p, __ATOMIC_ACQUIRE) >= v)
-			return 1;
-		short_sleep();
-	}
-	return 0;
-}
-
 static void
 fill_pattern(unsigned char *p, size_t n, unsigned seed)
 {
 	for (size_t i = 0; i < n; i++)
 		p[i] = (unsigned char)(seed * 7 + i * 13 + (i >> 9));
-}
-
-static int
-all_bytes(const unsigned char *p, size_t n, unsigned char v)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i] != v)
-			return 0;
-	return 1;
 }
 
 /* ---- a gated memcpy: workers block in it until the gate opens ---- */
