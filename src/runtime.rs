@@ -1,25 +1,28 @@
 //! The runtime: polls a set of futures until every one is complete.
 //!
 //! Each pass orders the futures (ASYNC-property first, otherwise keeping the
-//! previous pass's order: a stable three-way partition in O(n)) and polls
-//! the incomplete ones with a fully initialised notifier carrying the
-//! runtime's waker. Between passes it spins briefly; then, if every pending
+//! previous pass's order: a stable three-way partition in O(n), skipped when
+//! the order is already right) and polls the incomplete ones with a fully
+//! initialised notifier carrying the runtime's waker. Between passes it spins briefly; then, if every pending
 //! future registered the waker, it sleeps until a wake arrives (an epoch
 //! counter read before the pass makes lost wake-ups impossible). Futures
-//! that registered no waker, or could not start (IDLE), are re-polled with
-//! an exponential back-off (spin, yield, then sleeps from 1 us to 256 us).
+//! that registered no waker, or could not start (IDLE), are re-polled in
+//! bursts of 50 us separated by sleeps that double from 1 us to 256 us;
+//! any state change restarts at once.
 
 use core::ffi::c_void;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::abi::{future, future_property, future_waker};
 use crate::future::{self as fut, COMPLETE, NOTIFIER_NONE, NOTIFIER_WAKER, RUNNING};
 
-/// Passes spent spinning before backing off when some pending future
-/// registered no waker.
-const SPIN_PASSES: u32 = 64;
+/// Time spent re-polling without progress before backing off, when some
+/// pending future registered no waker.
+const SPIN_BUDGET: Duration = Duration::from_micros(50);
+/// Yields after the spin budget, before sleeping.
+const YIELDS: u32 = 4;
 /// Passes spent spinning before sleeping when every pending future
 /// registered the runtime's waker.
 const WAKER_SPIN_PASSES: u32 = 2;
@@ -136,19 +139,20 @@ impl Runtime {
             data: self as *const Runtime as *mut c_void,
             wake: Some(runtime_wake),
         };
-        // Per future (kept in step with `futs` by the partition): its class
-        // this pass, and whether its pending operation registered our waker
-        // (a task reports the notifier only on the poll that starts work).
+        // Per future (kept in step with `futs` by the partition): its
+        // ordering class, and whether its pending operation registered our
+        // waker (a task reports the notifier only on the poll that starts
+        // work).
         let mut slots: Vec<Slot> = vec![Slot::default(); n];
         let mut scratch: Vec<(*mut future, Slot)> = Vec::new();
-        let mut idle_passes = 0u32;
-        let mut backoff = Duration::from_micros(1);
+        let mut idle = Idle::default();
         loop {
             let seen = self.epoch.load(Ordering::SeqCst);
             if n > 1 {
                 partition(futs, &mut slots, &mut scratch);
             }
             let mut pending = 0usize;
+            let mut progressed = false;
             let mut all_wake = true;
             for (&f, slot) in futs.iter().zip(slots.iter_mut()) {
                 // SAFETY: caller's contract.
@@ -159,6 +163,7 @@ impl Runtime {
                 // SAFETY: caller's contract; the notifier lives for the call.
                 let st = unsafe { fut::poll(f, &mut notifier) };
                 if st == COMPLETE {
+                    progressed = true;
                     continue;
                 }
                 // SAFETY: caller's contract.
@@ -176,28 +181,55 @@ impl Runtime {
             if pending == 0 {
                 return;
             }
+            if progressed {
+                idle = Idle::default();
+            }
             if all_wake {
                 // Everything pending will wake us: a few quick passes catch
                 // very short operations, then sleep instead of competing
                 // with the threads doing the work.
-                if idle_passes < WAKER_SPIN_PASSES {
-                    idle_passes += 1;
+                if idle.passes < WAKER_SPIN_PASSES {
+                    idle.passes += 1;
                     core::hint::spin_loop();
                     continue;
                 }
                 self.park(seen);
-                idle_passes = 0;
-                backoff = Duration::from_micros(1);
-            } else if idle_passes < SPIN_PASSES {
-                idle_passes += 1;
-                core::hint::spin_loop();
-            } else if backoff < Duration::from_micros(4) {
-                std::thread::yield_now();
-                backoff *= 2;
+                idle = Idle::default();
             } else {
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                idle.wait_without_waker();
             }
+        }
+    }
+}
+
+/// How long the runtime has gone without progress, and what it does next
+/// when some pending future cannot wake it: bursts of immediate re-polls
+/// (`SPIN_BUDGET` each) separated by sleeps that double from 1 us up to
+/// `MAX_BACKOFF` (a few yields come before the first sleep). So a future
+/// that needs many polls and never wakes anyone still gets most of a core,
+/// and one that waits on something slow costs little CPU. Any state change
+/// of a future starts over.
+#[derive(Default)]
+struct Idle {
+    passes: u32,
+    since: Option<Instant>,
+    yields: u32,
+    sleep: Duration,
+}
+
+impl Idle {
+    #[inline(never)]
+    fn wait_without_waker(&mut self) {
+        let since = *self.since.get_or_insert_with(Instant::now);
+        if since.elapsed() < SPIN_BUDGET {
+            core::hint::spin_loop();
+        } else if self.yields < YIELDS {
+            self.yields += 1;
+            std::thread::yield_now();
+        } else {
+            self.sleep = (self.sleep * 2).clamp(Duration::from_micros(1), MAX_BACKOFF);
+            std::thread::sleep(self.sleep);
+            self.since = None; // next burst
         }
     }
 }
@@ -211,11 +243,17 @@ struct Slot {
 
 /// Stable three-way partition of `futs` (and `slots` with them) by class,
 /// in O(n). Skips the move when the slice is already ordered.
+/// Classes are read from every future at the start of each pass, complete
+/// ones included, as upstream did.
 fn partition(futs: &mut [*mut future], slots: &mut [Slot], scratch: &mut Vec<(*mut future, Slot)>) {
     let mut sorted = true;
     let mut prev = 0u8;
     for (&f, slot) in futs.iter().zip(slots.iter_mut()) {
-        slot.class = if f.is_null() { 1 } else { class(f) };
+        if f.is_null() {
+            slot.class = 1;
+        } else {
+            slot.class = class(f);
+        }
         sorted &= slot.class >= prev;
         prev = slot.class;
     }

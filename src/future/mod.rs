@@ -59,6 +59,24 @@ pub unsafe fn poll(fut: *mut future, notifier: *mut future_notifier) -> u32 {
     let Some(task) = (unsafe { (*fut).task }) else {
         return st;
     };
+    // SAFETY: caller's contract; `task` is the future's own.
+    unsafe { run_task(fut, task, notifier) }
+}
+
+/// Runs a future's task once, unconditionally, and stores the new state
+/// (the core of `poll`, for callers that already checked the state).
+///
+/// # Safety
+/// As for `poll`, and `task` must be the future's own task.
+#[inline(always)]
+pub unsafe fn run_task(
+    fut: *mut future,
+    task: unsafe extern "C" fn(
+        *mut crate::abi::future_context,
+        *mut future_notifier,
+    ) -> crate::abi::future_state,
+    notifier: *mut future_notifier,
+) -> u32 {
     // SAFETY: the C signature returns `enum future_state`, an `int`-sized
     // value in the same register as a u32: the two function types are
     // ABI-identical, and reading it as u32 accepts any value C returns.
