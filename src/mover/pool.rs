@@ -157,6 +157,14 @@ impl<T: Default> Pool<T> {
                 return Some(&slot.value);
             }
         }
+        self.alloc_shared()
+    }
+
+    /// The shared free list, then a never-used record: kept out of line so
+    /// the owner's fast path stays a few instructions.
+    #[cold]
+    #[inline(never)]
+    fn alloc_shared(&self) -> Option<&T> {
         let mut head = self.head.load(Ordering::Acquire);
         loop {
             let index = head as u32;
