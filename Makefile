@@ -185,7 +185,7 @@ check-man:
 
 bench: lib-all
 	@mkdir -p $(B)
-	$(CC) -O2 -std=gnu99 -Wall -Wextra -Iinclude -o $(B)/bench bench/bench.c $(LDLIBS_TEST) $(BENCH_LDLIBS)
+	$(CC) -O2 -std=gnu99 -Wall -Wextra -Iinclude -o $(B)/bench bench/bench.c -L$(LIB) -lminiasync-vdm-dml $(LDLIBS_TEST) $(BENCH_LDLIBS)
 	$(B)/bench
 
 demo: lib-all
