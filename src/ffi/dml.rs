@@ -10,32 +10,38 @@
 use core::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::callbacks::{self, vdm_of, Mover};
 use crate::abi::*;
-use crate::future as fut;
 use crate::mover::dml::{self, DmlMover, DmlOp, NewError, Path};
 
 /// `VDM_F_MEM_DURABLE | VDM_F_NO_CACHE_HINT`, as upstream.
 const CAPABILITIES: u32 = 3;
 
-/// # Safety
-/// `data` must be an op handle of a DSA mover.
-unsafe fn record<'a>(data: *mut c_void) -> (&'a DmlMover, &'a DmlOp) {
-    // SAFETY: caller's contract: a live record whose mover outlives it.
-    unsafe {
-        let op = &*data.cast::<DmlOp>();
-        (&*op.owner(), op)
-    }
-}
+impl Mover for DmlMover {
+    type Op = DmlOp;
 
-unsafe extern "C" fn dml_op_new(v: *mut vdm, _t: u32) -> *mut c_void {
-    if v.is_null() {
-        return core::ptr::null_mut();
+    fn owner_of(op: &DmlOp) -> *const DmlMover {
+        op.owner()
     }
-    // SAFETY: only reachable through a DSA mover's vdm (offset 0).
-    let m = unsafe { &*v.cast::<DmlMover>() };
-    m.op_new().map_or(core::ptr::null_mut(), |op| {
-        (op as *const DmlOp).cast_mut().cast()
-    })
+
+    fn new_op(&self) -> Option<&DmlOp> {
+        self.op_new()
+    }
+
+    unsafe fn start(&self, op: &DmlOp, operation: &vdm_operation, n: *mut future_notifier) -> bool {
+        // SAFETY: forwarded caller contract.
+        unsafe { self.op_start(op, operation, n) }
+    }
+
+    unsafe fn check(&self, op: &DmlOp) -> u32 {
+        // SAFETY: forwarded caller contract.
+        unsafe { self.op_check(op) }
+    }
+
+    unsafe fn delete(&self, op: &DmlOp, operation: &vdm_operation, out: &mut vdm_operation_output) {
+        // SAFETY: forwarded caller contract.
+        unsafe { self.op_delete(op, operation, out) }
+    }
 }
 
 /// The mover's `op_start` (exported under upstream's accidental name):
@@ -43,63 +49,29 @@ unsafe extern "C" fn dml_op_new(v: *mut vdm, _t: u32) -> *mut c_void {
 /// it could not start yet (the next poll tries again).
 ///
 /// # Safety
-/// `data` must be an op handle of a DSA mover, `operation` the future's
-/// operation, `n` NULL or writable.
+/// `data` must be NULL or an op handle of a DSA mover, `operation` NULL or
+/// the future's operation, `n` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn data_mover_dml_operation_start(
     data: *mut c_void,
     operation: *const vdm_operation,
     n: *mut future_notifier,
 ) -> c_int {
-    if data.is_null() || operation.is_null() {
-        return 1;
-    }
-    // SAFETY: our handle, polled by this thread; the C caller vouches for
-    // the operation's buffers.
-    let started = unsafe {
-        let (m, rec) = record(data);
-        m.op_start(rec, &*operation, n)
-    };
-    c_int::from(!started)
+    // SAFETY: forwarded caller contract.
+    unsafe { callbacks::op_start::<DmlMover>(data, operation, n) }
 }
 
 /// The mover's `op_check` (exported under upstream's accidental name).
 ///
 /// # Safety
-/// As for `data_mover_dml_operation_start`.
+/// `data` must be NULL or an op handle of a DSA mover.
 #[no_mangle]
 pub unsafe extern "C" fn data_mover_dml_operation_check(
     data: *mut c_void,
-    _operation: *const vdm_operation,
+    operation: *const vdm_operation,
 ) -> future_state {
-    if data.is_null() {
-        return future_state::FUTURE_STATE_COMPLETE;
-    }
-    // SAFETY: our handle, polled by this thread.
-    let st = unsafe {
-        let (m, rec) = record(data);
-        m.op_check(rec)
-    };
-    match st {
-        fut::COMPLETE => future_state::FUTURE_STATE_COMPLETE,
-        fut::RUNNING => future_state::FUTURE_STATE_RUNNING,
-        _ => future_state::FUTURE_STATE_IDLE,
-    }
-}
-
-unsafe extern "C" fn dml_op_delete(
-    data: *mut c_void,
-    op: *const vdm_operation,
-    out: *mut vdm_operation_output,
-) {
-    if data.is_null() || op.is_null() || out.is_null() {
-        return;
-    }
-    // SAFETY: our handle, deleted once; the future's operation and output.
-    unsafe {
-        let (m, rec) = record(data);
-        m.op_delete(rec, &*op, &mut *out);
-    }
+    // SAFETY: forwarded caller contract.
+    unsafe { callbacks::op_check::<DmlMover>(data, operation) }
 }
 
 /// Property function of DSA-mover futures (exported under upstream's
@@ -122,14 +94,7 @@ fn dml_vdm() -> vdm {
             unsafe extern "C" fn(*mut c_void, future_property) -> c_int,
         >(has_property_dmd)
     };
-    vdm {
-        op_new: super::op_new_fn(dml_op_new),
-        op_delete: Some(dml_op_delete),
-        op_start: Some(data_mover_dml_operation_start),
-        op_check: Some(data_mover_dml_operation_check),
-        capabilities: CAPABILITIES,
-        has_property: Some(has_property),
-    }
+    vdm_of::<DmlMover>(CAPABILITIES, Some(has_property))
 }
 
 fn warn_once(msg: &str) {

@@ -7,6 +7,7 @@
 //! `compile_error!` in lib.rs guards it), so a bug aborts the process
 //! instead of unwinding through C frames.
 
+mod callbacks;
 pub mod dml;
 pub mod future;
 pub mod runtime;

@@ -1,7 +1,6 @@
 //! Exports of the synchronous mover and the callbacks of its `struct vdm`.
 
-use core::ffi::{c_int, c_void};
-
+use super::callbacks::{vdm_of, Mover};
 use crate::abi::*;
 use crate::future::{self as fut, NOTIFIER_NONE};
 use crate::mover::sync::{SyncMover, SyncOp};
@@ -9,84 +8,45 @@ use crate::mover::sync::{SyncMover, SyncOp};
 /// The `struct vdm` of a synchronous mover: capabilities 0 and no property
 /// function, as upstream.
 pub(crate) fn sync_vdm() -> vdm {
-    vdm {
-        op_new: super::op_new_fn(sync_op_new),
-        op_delete: Some(sync_op_delete),
-        op_start: Some(sync_op_start),
-        op_check: Some(sync_op_check),
-        capabilities: 0,
-        has_property: None,
-    }
+    vdm_of::<SyncMover>(0, None)
 }
 
-/// # Safety
-/// `data` must be an op handle of a sync mover.
-unsafe fn record<'a>(data: *mut c_void) -> (&'a SyncMover, &'a SyncOp) {
-    // SAFETY: caller's contract: the handle is a live record whose owner
-    // outlives it.
-    unsafe {
-        let op = &*data.cast::<SyncOp>();
-        (&*op.owner(), op)
-    }
-}
+impl Mover for SyncMover {
+    type Op = SyncOp;
 
-unsafe extern "C" fn sync_op_new(v: *mut vdm, _t: u32) -> *mut c_void {
-    if v.is_null() {
-        return core::ptr::null_mut();
+    fn owner_of(op: &SyncOp) -> *const SyncMover {
+        op.owner()
     }
-    // SAFETY: this callback is only reachable through a sync mover's vdm,
-    // which is the mover's first field.
-    let m = unsafe { &*v.cast::<SyncMover>() };
-    m.op_new().map_or(core::ptr::null_mut(), |op| {
-        (op as *const SyncOp).cast_mut().cast()
-    })
-}
 
-unsafe extern "C" fn sync_op_start(
-    data: *mut c_void,
-    op: *const vdm_operation,
-    n: *mut future_notifier,
-) -> c_int {
-    if data.is_null() || op.is_null() {
-        return 1;
+    fn new_op(&self) -> Option<&SyncOp> {
+        self.op_new()
     }
-    // SAFETY: caller's contract on `n` (NULL or writable).
-    unsafe { fut::set_notifier_used(n, NOTIFIER_NONE) };
-    // SAFETY: `data` is our handle; `op` is the future's operation, whose
-    // buffers the C caller vouched for.
-    unsafe {
-        let (m, rec) = record(data);
-        m.op_start(rec, &*op);
-    }
-    0
-}
 
-unsafe extern "C" fn sync_op_check(data: *mut c_void, _op: *const vdm_operation) -> future_state {
-    if data.is_null() {
-        return future_state::FUTURE_STATE_COMPLETE;
+    unsafe fn start(
+        &self,
+        op: &SyncOp,
+        operation: &vdm_operation,
+        n: *mut future_notifier,
+    ) -> bool {
+        // SAFETY: caller's contract on `n` (NULL or writable).
+        unsafe { fut::set_notifier_used(n, NOTIFIER_NONE) };
+        // SAFETY: caller's contract on the operation's buffers.
+        unsafe { self.op_start(op, operation) };
+        true
     }
-    // SAFETY: `data` is our handle.
-    let (m, rec) = unsafe { record(data) };
-    if m.op_check(rec) == fut::COMPLETE {
-        future_state::FUTURE_STATE_COMPLETE
-    } else {
-        future_state::FUTURE_STATE_IDLE
-    }
-}
 
-unsafe extern "C" fn sync_op_delete(
-    data: *mut c_void,
-    op: *const vdm_operation,
-    out: *mut vdm_operation_output,
-) {
-    if data.is_null() || op.is_null() || out.is_null() {
-        return;
+    unsafe fn check(&self, op: &SyncOp) -> u32 {
+        self.op_check(op)
     }
-    // SAFETY: `data` is our handle, deleted exactly once by the vdm task;
-    // `op` and `out` are the future's.
-    unsafe {
-        let (m, rec) = record(data);
-        m.op_delete(rec, &*op, &mut *out);
+
+    unsafe fn delete(
+        &self,
+        op: &SyncOp,
+        operation: &vdm_operation,
+        out: &mut vdm_operation_output,
+    ) {
+        // SAFETY: forwarded caller contract.
+        unsafe { self.op_delete(op, operation, out) }
     }
 }
 

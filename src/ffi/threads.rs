@@ -2,75 +2,44 @@
 
 use core::ffi::{c_int, c_void};
 
+use super::callbacks::{vdm_of, Mover};
 use crate::abi::*;
 use crate::future as fut;
 use crate::mover::threads::{ThreadsMover, ThreadsOp};
 
-/// # Safety
-/// `data` must be an op handle of a threads mover.
-unsafe fn record<'a>(data: *mut c_void) -> (&'a ThreadsMover, &'a ThreadsOp) {
-    // SAFETY: caller's contract: a live record whose mover outlives it.
-    unsafe {
-        let op = &*data.cast::<ThreadsOp>();
-        (&*op.owner(), op)
-    }
-}
+impl Mover for ThreadsMover {
+    type Op = ThreadsOp;
 
-unsafe extern "C" fn threads_op_new(v: *mut vdm, _t: u32) -> *mut c_void {
-    if v.is_null() {
-        return core::ptr::null_mut();
+    fn owner_of(op: &ThreadsOp) -> *const ThreadsMover {
+        op.owner()
     }
-    // SAFETY: only reachable through a threads mover's vdm (offset 0).
-    let m = unsafe { &*v.cast::<ThreadsMover>() };
-    m.op_new().map_or(core::ptr::null_mut(), |op| {
-        (op as *const ThreadsOp).cast_mut().cast()
-    })
-}
 
-unsafe extern "C" fn threads_op_start(
-    data: *mut c_void,
-    op: *const vdm_operation,
-    n: *mut future_notifier,
-) -> c_int {
-    if data.is_null() || op.is_null() {
-        return 1;
+    fn new_op(&self) -> Option<&ThreadsOp> {
+        self.op_new()
     }
-    // SAFETY: our handle; the future's operation; `n` NULL or writable.
-    let started = unsafe {
-        let (m, rec) = record(data);
-        m.op_start(rec, &*op, n)
-    };
-    c_int::from(!started)
-}
 
-unsafe extern "C" fn threads_op_check(
-    data: *mut c_void,
-    _op: *const vdm_operation,
-) -> future_state {
-    if data.is_null() {
-        return future_state::FUTURE_STATE_COMPLETE;
+    unsafe fn start(
+        &self,
+        op: &ThreadsOp,
+        operation: &vdm_operation,
+        n: *mut future_notifier,
+    ) -> bool {
+        // SAFETY: forwarded caller contract.
+        unsafe { self.op_start(op, operation, n) }
     }
-    // SAFETY: our handle.
-    let (m, rec) = unsafe { record(data) };
-    match m.op_check(rec) {
-        fut::COMPLETE => future_state::FUTURE_STATE_COMPLETE,
-        fut::RUNNING => future_state::FUTURE_STATE_RUNNING,
-        _ => future_state::FUTURE_STATE_IDLE,
-    }
-}
 
-unsafe extern "C" fn threads_op_delete(
-    data: *mut c_void,
-    op: *const vdm_operation,
-    out: *mut vdm_operation_output,
-) {
-    if data.is_null() || op.is_null() || out.is_null() {
-        return;
+    unsafe fn check(&self, op: &ThreadsOp) -> u32 {
+        self.op_check(op)
     }
-    // SAFETY: our handle, deleted once; the future's operation and output.
-    unsafe {
-        let (m, rec) = record(data);
-        m.op_delete(rec, &*op, &mut *out);
+
+    unsafe fn delete(
+        &self,
+        op: &ThreadsOp,
+        operation: &vdm_operation,
+        out: &mut vdm_operation_output,
+    ) {
+        // SAFETY: forwarded caller contract.
+        unsafe { self.op_delete(op, operation, out) }
     }
 }
 
@@ -95,14 +64,7 @@ fn threads_has_property_fn() -> future_has_property_fn {
 }
 
 fn threads_vdm() -> vdm {
-    vdm {
-        op_new: super::op_new_fn(threads_op_new),
-        op_delete: Some(threads_op_delete),
-        op_start: Some(threads_op_start),
-        op_check: Some(threads_op_check),
-        capabilities: 0,
-        has_property: threads_has_property_fn(),
-    }
+    vdm_of::<ThreadsMover>(0, threads_has_property_fn())
 }
 
 /// Creates a threads mover: `nthreads` workers, a queue of `ringbuf_size`
