@@ -79,7 +79,10 @@ pub unsafe extern "C" fn runtime_wake(data: *mut c_void) {
     // SAFETY: caller's contract: the waker data is the runtime itself.
     let rt = unsafe { &*(data as *const Runtime) };
     rt.epoch.fetch_add(1, Ordering::SeqCst);
-    if rt.sleepers.load(Ordering::SeqCst) > 0 && !rt.notify_pending.swap(true, Ordering::SeqCst) {
+    if rt.sleepers.load(Ordering::SeqCst) > 0
+        && !rt.notify_pending.load(Ordering::Relaxed)
+        && !rt.notify_pending.swap(true, Ordering::SeqCst)
+    {
         let _g = rt.lock.lock().unwrap_or_else(|e| e.into_inner());
         rt.cv.notify_all();
     }

@@ -403,6 +403,7 @@ impl Shared {
     fn wake_worker(&self) {
         core::sync::atomic::fence(Ordering::SeqCst);
         if self.sleepers.load(Ordering::Relaxed) > 0
+            && !self.wake_pending.load(Ordering::Relaxed)
             && !self.wake_pending.swap(true, Ordering::SeqCst)
         {
             let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
