@@ -35,7 +35,11 @@ const SAFETY_TIMEOUT: Duration = Duration::from_millis(100);
 /// Wake-up state shared with wakers. Lives inside the boxed runtime, so its
 /// address (the waker's data) is stable.
 pub struct Runtime {
+    /// Bumped by wakes while a waiter is about to sleep (`sleepy` > 0).
     epoch: AtomicU64,
+    /// Waiters that announced they are about to sleep; until then wakes
+    /// touch nothing shared (see `runtime_wake`).
+    sleepy: AtomicUsize,
     sleepers: AtomicUsize,
     /// A notification is on its way to the sleepers: later wakers need not
     /// make the system call again. Cleared by each sleeper before it waits.
@@ -78,6 +82,13 @@ impl Runtime {
 pub unsafe extern "C" fn runtime_wake(data: *mut c_void) {
     // SAFETY: caller's contract: the waker data is the runtime itself.
     let rt = unsafe { &*(data as *const Runtime) };
+    // Orders the caller's publication of completion before the read of
+    // `sleepy`; paired with the waiter's announce-then-poll, one side
+    // always sees the other (see `Runtime::wait`).
+    core::sync::atomic::fence(Ordering::SeqCst);
+    if rt.sleepy.load(Ordering::Relaxed) == 0 {
+        return; // the waiter is polling and will see the completion
+    }
     rt.epoch.fetch_add(1, Ordering::SeqCst);
     if rt.sleepers.load(Ordering::SeqCst) > 0
         && !rt.notify_pending.load(Ordering::Relaxed)
@@ -92,6 +103,7 @@ impl Default for Runtime {
     fn default() -> Self {
         Runtime {
             epoch: AtomicU64::new(0),
+            sleepy: AtomicUsize::new(0),
             sleepers: AtomicUsize::new(0),
             notify_pending: AtomicBool::new(false),
             lock: Mutex::new(()),
@@ -149,8 +161,12 @@ impl Runtime {
         let mut slots: Vec<Slot> = vec![Slot::default(); n];
         let mut scratch: Vec<(*mut future, Slot)> = Vec::new();
         let mut idle = Idle::default();
+        // Before sleeping, a waiter announces it (`sleepy`), reads the
+        // epoch and polls everything once more: a completion published
+        // before a waker read `sleepy` == 0 is seen by that pass, and any
+        // later wake bumps the epoch, so no wake is lost.
+        let mut announced: Option<u64> = None;
         loop {
-            let seen = self.epoch.load(Ordering::SeqCst);
             if n > 1 {
                 partition(futs, &mut slots, &mut scratch);
             }
@@ -182,6 +198,9 @@ impl Runtime {
                 all_wake &= slot.waker;
             }
             if pending == 0 {
+                if announced.is_some() {
+                    self.sleepy.fetch_sub(1, Ordering::SeqCst);
+                }
                 return;
             }
             if progressed {
@@ -196,9 +215,23 @@ impl Runtime {
                     core::hint::spin_loop();
                     continue;
                 }
-                self.park(seen);
-                idle = Idle::default();
+                match announced {
+                    None => {
+                        self.sleepy.fetch_add(1, Ordering::SeqCst);
+                        announced = Some(self.epoch.load(Ordering::SeqCst));
+                        // one more pass before sleeping
+                    }
+                    Some(seen) => {
+                        self.park(seen);
+                        self.sleepy.fetch_sub(1, Ordering::SeqCst);
+                        announced = None;
+                        idle = Idle::default();
+                    }
+                }
             } else {
+                if announced.take().is_some() {
+                    self.sleepy.fetch_sub(1, Ordering::SeqCst);
+                }
                 idle.wait_without_waker();
             }
         }
