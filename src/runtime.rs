@@ -3,9 +3,13 @@
 //! Each pass orders the futures (ASYNC-property first, otherwise keeping the
 //! previous pass's order: a stable three-way partition in O(n), skipped when
 //! the order is already right) and polls the incomplete ones with a fully
-//! initialised notifier carrying the runtime's waker. Between passes it spins briefly; then, if every pending
-//! future registered the waker, it sleeps until a wake arrives (an epoch
-//! counter read before the pass makes lost wake-ups impossible). Futures
+//! initialised notifier carrying the runtime's waker. Between passes it
+//! spins briefly; then, if every pending future registered the waker, it
+//! announces that it is about to sleep, reads an epoch counter, polls once
+//! more and sleeps until a wake bumps the epoch: a completion published
+//! before the announcement is seen by that last pass, and wakes after it
+//! bump the epoch, so no wake is lost (while nobody is about to sleep, a
+//! wake costs a fence and one load). Futures
 //! that registered no waker, or could not start (IDLE), are re-polled in
 //! bursts of 50 us separated by sleeps that double from 1 us to 256 us;
 //! any state change restarts at once.
