@@ -57,8 +57,11 @@ fn thread_pointer() -> usize {
 #[repr(C)]
 struct Slot<T> {
     value: T,
+    /// Next index on the shared free list.
     next: AtomicU32,
     index: u32,
+    /// Next slot on the owner's free list (a pointer: one load to pop).
+    next_owned: AtomicPtr<Slot<T>>,
 }
 
 /// A bounded, lock-free pool of `T`.
@@ -67,9 +70,9 @@ pub struct Pool<T> {
     /// The creating thread (its thread pointer), which alone uses
     /// `owner_head`.
     owner: usize,
-    /// Owner free-list head (index or EMPTY). Atomic only so that other
+    /// Owner free-list head (a slot, or NULL). Atomic only so that other
     /// threads may read it for statistics; the owner never uses RMW on it.
-    owner_head: AtomicU32,
+    owner_head: AtomicPtr<Slot<T>>,
     /// Free-list head: tag in the high 32 bits, index (or EMPTY) low.
     head: AtomicU64,
     /// Records never handed out yet start at this index.
@@ -95,7 +98,7 @@ impl<T: Default> Pool<T> {
                 .map(|_| AtomicPtr::new(core::ptr::null_mut()))
                 .collect(),
             owner: thread_pointer(),
-            owner_head: AtomicU32::new(EMPTY),
+            owner_head: AtomicPtr::new(core::ptr::null_mut()),
             head: AtomicU64::new(EMPTY as u64),
             fresh: AtomicU32::new(0),
             capacity,
@@ -135,6 +138,7 @@ impl<T: Default> Pool<T> {
             value: T::default(),
             next: AtomicU32::new(EMPTY),
             index: base + i,
+            next_owned: AtomicPtr::new(core::ptr::null_mut()),
         }));
         let raw = Box::into_raw(v.into_boxed_slice()).cast::<Slot<T>>();
         c.store(raw, Ordering::Release);
@@ -147,13 +151,14 @@ impl<T: Default> Pool<T> {
     #[inline]
     pub fn alloc(&self) -> Option<&T> {
         if self.is_owner() {
-            let index = self.owner_head.load(Ordering::Relaxed);
-            if index != EMPTY {
-                // SAFETY: indices on the owner list have live slots, and
-                // only this (the owner) thread reads or writes that list.
-                let slot = unsafe { &*self.slot(index) };
+            let head = self.owner_head.load(Ordering::Relaxed);
+            if !head.is_null() {
+                // SAFETY: slots on the owner list are live slots of this
+                // pool, and only this (the owner) thread reads or writes
+                // that list.
+                let slot = unsafe { &*head };
                 self.owner_head
-                    .store(slot.next.load(Ordering::Relaxed), Ordering::Relaxed);
+                    .store(slot.next_owned.load(Ordering::Relaxed), Ordering::Relaxed);
                 return Some(&slot.value);
             }
         }
@@ -221,10 +226,11 @@ impl<T: Default> Pool<T> {
     pub unsafe fn free(&self, value: &T) {
         let slot = (value as *const T).cast::<Slot<T>>();
         // SAFETY: `value` is the first field of a live slot of this pool.
-        let (index, next) = unsafe { ((*slot).index, &(*slot).next) };
+        let (index, next, next_owned) =
+            unsafe { ((*slot).index, &(*slot).next, &(*slot).next_owned) };
         if self.is_owner() {
-            next.store(self.owner_head.load(Ordering::Relaxed), Ordering::Relaxed);
-            self.owner_head.store(index, Ordering::Relaxed);
+            next_owned.store(self.owner_head.load(Ordering::Relaxed), Ordering::Relaxed);
+            self.owner_head.store(slot.cast_mut(), Ordering::Relaxed);
             return;
         }
         let mut head = self.head.load(Ordering::Relaxed);
@@ -252,16 +258,17 @@ impl<T: Default> Pool<T> {
     /// uses the pool meanwhile (for tests and statistics).
     pub fn outstanding(&self) -> u32 {
         let mut free = 0;
-        for start in [
-            self.head.load(Ordering::Acquire) as u32,
-            self.owner_head.load(Ordering::Acquire),
-        ] {
-            let mut i = start;
-            while i != EMPTY && free <= self.capacity {
-                free += 1;
-                // SAFETY: indices on a free list have live slots.
-                i = unsafe { (*self.slot(i)).next.load(Ordering::Relaxed) };
-            }
+        let mut i = self.head.load(Ordering::Acquire) as u32;
+        while i != EMPTY && free <= self.capacity {
+            free += 1;
+            // SAFETY: indices on a free list have live slots.
+            i = unsafe { (*self.slot(i)).next.load(Ordering::Relaxed) };
+        }
+        let mut p = self.owner_head.load(Ordering::Acquire);
+        while !p.is_null() && free <= self.capacity {
+            free += 1;
+            // SAFETY: slots on the owner list are live slots of this pool.
+            p = unsafe { (*p).next_owned.load(Ordering::Relaxed) };
         }
         self.fresh.load(Ordering::Relaxed).saturating_sub(free)
     }
