@@ -234,8 +234,6 @@ impl DmlMover {
                 return true;
             }
         };
-        // SAFETY: only the polling thread touches the cells.
-        unsafe { *op.op.get() = Some(decoded) };
         let len = match decoded {
             cpu::Op::Copy { n, .. } | cpu::Op::Move { n, .. } | cpu::Op::Set { n, .. } => n,
             cpu::Op::Flush { n, .. } => n,
@@ -253,8 +251,12 @@ impl DmlMover {
             match unsafe { e.start(&device_op(&decoded, flush_flags(operation)), queue) } {
                 Ok(h) => {
                     let word = e.monitor_addr(&h);
-                    // SAFETY: only the polling thread touches the cells.
-                    unsafe { *op.handle.get() = Some(h) };
+                    // SAFETY: only the polling thread touches the cells
+                    // (op_check reads the operation back for device ops).
+                    unsafe {
+                        *op.handle.get() = Some(h);
+                        *op.op.get() = Some(decoded);
+                    }
                     op.state.store(ST_DEVICE, Ordering::Relaxed);
                     if !n.is_null() {
                         // SAFETY: `n` is valid for writes (caller's contract).
@@ -342,8 +344,6 @@ impl DmlMover {
         if let (Some(h), Some(e)) = (h, self.engine.as_ref()) {
             e.release(h);
         }
-        // SAFETY: as above.
-        unsafe { *op.op.get() = None };
         fill_output(operation, output, result);
         // SAFETY: forwarded caller contract.
         unsafe { self.pool.free(op) };
