@@ -30,6 +30,11 @@ const ST_IDLE: u32 = 0;
 const ST_QUEUED: u32 = 1;
 const ST_DONE: u32 = 2;
 
+/// `memcpy_fn` / `memmove_fn` without the `Option` (stored as `usize`).
+type CopyFn = unsafe extern "C" fn(*mut c_void, *const c_void, usize, c_uint) -> *mut c_void;
+/// `memset_fn` without the `Option`.
+type SetFn = unsafe extern "C" fn(*mut c_void, c_int, usize, c_uint) -> *mut c_void;
+
 /// Largest accepted queue size (slots).
 pub const MAX_RING: usize = 1 << 24;
 /// Largest accepted worker count.
@@ -466,22 +471,11 @@ fn execute(shared: &Shared, op: &ThreadsOp) {
             unsafe {
                 match d {
                     cpu::Op::Copy { dst, src, n, flags } => {
-                        let f: unsafe extern "C" fn(
-                            *mut c_void,
-                            *const c_void,
-                            usize,
-                            c_uint,
-                        ) -> *mut c_void =
-                            core::mem::transmute(shared.memcpy.load(Ordering::Acquire));
+                        let f: CopyFn = core::mem::transmute(shared.memcpy.load(Ordering::Acquire));
                         f(dst.cast(), src.cast(), n, flags as c_uint);
                     }
                     cpu::Op::Move { dst, src, n, flags } => {
-                        let f: unsafe extern "C" fn(
-                            *mut c_void,
-                            *const c_void,
-                            usize,
-                            c_uint,
-                        ) -> *mut c_void =
+                        let f: CopyFn =
                             core::mem::transmute(shared.memmove.load(Ordering::Acquire));
                         f(dst.cast(), src.cast(), n, flags as c_uint);
                     }
@@ -491,13 +485,7 @@ fn execute(shared: &Shared, op: &ThreadsOp) {
                         n,
                         flags,
                     } => {
-                        let f: unsafe extern "C" fn(
-                            *mut c_void,
-                            c_int,
-                            usize,
-                            c_uint,
-                        ) -> *mut c_void =
-                            core::mem::transmute(shared.memset.load(Ordering::Acquire));
+                        let f: SetFn = core::mem::transmute(shared.memset.load(Ordering::Acquire));
                         f(dst.cast(), byte.into(), n, flags as c_uint);
                     }
                     cpu::Op::Flush { dst, n } => cpu::flush(dst, n),
