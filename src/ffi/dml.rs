@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::callbacks::{self, vdm_of, Mover};
 use crate::abi::*;
-use crate::mover::dml::{self, DmlMover, DmlOp, NewError, Path};
+use crate::mover::dsa::mover::{self as dml, DmlMover, DmlOp, NewError, Path};
 
 /// `VDM_F_MEM_DURABLE | VDM_F_NO_CACHE_HINT`, as upstream.
 const CAPABILITIES: u32 = 3;

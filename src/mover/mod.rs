@@ -1,9 +1,7 @@
 //! Data movers: the safe core behind the `struct vdm` callbacks.
 
 pub mod cpu;
-pub mod dml;
 pub mod dsa;
-pub mod emu;
 pub mod pool;
 pub mod sync;
 pub mod threads;

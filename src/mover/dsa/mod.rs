@@ -1,43 +1,40 @@
-//! DSA engine: descriptors, completion records, discovery, portals, submission.
+//! The DSA mover's one home: the mover (`libminiasync-vdm-dml`'s
+//! SOFTWARE, HARDWARE and AUTO paths), the engine that drives a work queue,
+//! the hardware access, and the emulated device.
 //!
-//! - [`descriptor`], [`completion`]: the hardware formats and constants
-//!   (DSA.md sections 3-4), checked against `linux/idxd.h` by a test.
-//! - [`discovery`]: sysfs scan and WQ selection (section 1).
-//! - [`portal`]: the [`Portal`] trait and the real MOVDIR64B / ENQCMD /
-//!   `write(2)` portal (section 2).
-//! - [`credits`], [`batch`], [`op`], [`fault`]: flow control, batches,
-//!   splitting and partial-completion bookkeeping, page touching.
-//! - [`engine`]: [`Engine`], which runs operations on one WQ.
+//! - [`mover`]: the `struct vdm` behind `data_mover_dml_*`.
+//! - [`engine`]: [`Engine`], which runs operations on one WQ: submission and
+//!   credits, batches, completion handling, page-fault resume, splitting.
+//! - [`hw`]: the hardware formats and constants (descriptors, completion
+//!   records; DSA.md sections 3-4, checked against `linux/idxd.h` by a
+//!   test), sysfs discovery (section 1) and the [`Portal`] trait with the
+//!   real MOVDIR64B / ENQCMD / `write(2)` portal (section 2).
+//! - [`emu`]: the emulated work queue, another [`Portal`]. It depends on
+//!   the engine and the hardware formats; neither depends on it.
 //!
-//! [`open_from_env`] picks the backend: the emulated WQ
-//! (`crate::mover::emu`) when `MINIASYNC_DSA_EMULATE=1`, otherwise the
+//! [`open_from_env`] picks the backend: the emulated WQ ([`emu`]) when
+//! `MINIASYNC_DSA_EMULATE=1`, otherwise the
 //! first usable hardware WQ found under `$MINIASYNC_DSA_SYSFS`
 //! (`/sys/bus/dsa/devices`) with its node under `$MINIASYNC_DSA_DEV`
 //! (`/dev/dsa`). `MINIASYNC_DSA_FORCE_WRITE=1` submits through `write(2)`
 //! even when the portal could be mapped; `MINIASYNC_DSA_BATCH=0` turns
 //! batching off.
 
-pub mod batch;
-pub mod completion;
-pub mod credits;
-pub mod descriptor;
-pub mod discovery;
+pub mod emu;
 pub mod engine;
-pub mod fault;
-pub mod op;
-pub mod portal;
+pub mod hw;
+pub mod mover;
 
-pub use descriptor::{Descriptor, Hints};
+pub use engine::progress::{Op, OpKind, Remainder};
 pub use engine::{
     BatchPolicy, Caps, Engine, EngineOptions, FailReason, Failure, OpHandle, Poll, StartError,
     Stats,
 };
-pub use op::{Op, OpKind, Remainder};
-pub use portal::Portal;
+pub use hw::descriptor::{Descriptor, Hints};
+pub use hw::discovery;
+pub use hw::portal::{self, Portal};
 
 use std::sync::Arc;
-
-use crate::mover::emu;
 
 /// Environment switch: `1` submits through `write(2)` only.
 pub const FORCE_WRITE_ENV: &str = "MINIASYNC_DSA_FORCE_WRITE";

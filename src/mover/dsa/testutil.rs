@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use super::engine::{Engine, EngineOptions, OpHandle, Poll};
-use crate::mover::emu::{EmuConfig, EmuDevice};
+use crate::mover::dsa::emu::{EmuConfig, EmuDevice};
 
 /// A directory under the system temp dir, removed on drop.
 pub struct TempDir(PathBuf);

@@ -4,9 +4,9 @@
 
 use std::sync::atomic::Ordering;
 
-use super::super::completion::{status, CompletionRecord};
-use super::super::fault;
-use super::super::op::OpKind;
+use super::super::hw::completion::{status, CompletionRecord};
+use super::fault;
+use super::progress::OpKind;
 use super::{Engine, FailReason, Failure, Job, OpRec, Phase};
 
 impl Engine {

@@ -6,12 +6,12 @@
 
 use std::sync::atomic::Ordering;
 
-use super::super::batch;
-use super::super::completion::status;
-use super::super::credits;
-use super::super::descriptor::{data_flags, flush_flags, Descriptor};
-use super::super::op::{Op, OpKind};
-use super::super::portal::Submitted;
+use super::super::hw::completion::status;
+use super::super::hw::descriptor::{data_flags, flush_flags, Descriptor};
+use super::super::hw::portal::Submitted;
+use super::batch;
+use super::credits;
+use super::progress::{Op, OpKind};
 use super::{next_seq, Engine, FailReason, Owned, Phase};
 
 impl Engine {

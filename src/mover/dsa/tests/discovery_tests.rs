@@ -1,8 +1,8 @@
 //! Discovery on fake sysfs trees.
 
 use super::*;
+use crate::mover::dsa::emu::{sysfs, EmuConfig};
 use crate::mover::dsa::testutil::TempDir;
-use crate::mover::emu::{sysfs, EmuConfig};
 
 fn put(dir: &Path, name: &str, v: &str) {
     fs::create_dir_all(dir).unwrap();

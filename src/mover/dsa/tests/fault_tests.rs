@@ -3,13 +3,13 @@
 //! buffers, injected faults under hostile record ordering, every error
 //! status, batch-level failures.
 
-use crate::mover::dsa::completion::{status, CompletionRecord};
-use crate::mover::dsa::descriptor::{opcode, Hints};
+use crate::mover::dsa::emu::{EmuConfig, Forced, Stall};
+use crate::mover::dsa::engine::fault::{page_size, Untouched};
+use crate::mover::dsa::engine::progress::{Op, OpKind};
 use crate::mover::dsa::engine::{BatchPolicy, EngineOptions, FailReason, Poll};
-use crate::mover::dsa::fault::{page_size, Untouched};
-use crate::mover::dsa::op::{Op, OpKind};
+use crate::mover::dsa::hw::completion::{status, CompletionRecord};
+use crate::mover::dsa::hw::descriptor::{opcode, Hints};
 use crate::mover::dsa::testutil::{finish, finish_watching, pattern, rig};
-use crate::mover::emu::{EmuConfig, Forced, Stall};
 
 fn h() -> Hints {
     Hints::default()

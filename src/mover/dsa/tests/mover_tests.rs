@@ -1,13 +1,17 @@
 //! Tests of the DSA mover on the emulated work queue (paths, notifiers,
 //! fallbacks, queueing) through its Rust API; the C suite covers the ABI.
-use super::*;
+use crate::abi::{future_notifier, vdm, vdm_operation, vdm_operation_output, vdm_operation_result};
 use crate::abi::{
     future_notifier_type, future_poller, future_waker, vdm_operation_args,
     vdm_operation_data_memcpy, vdm_operation_data_memset, vdm_operation_type,
 };
-use crate::mover::dsa::descriptor::{gencap, opcode};
+use crate::future::{self as fut, COMPLETE, NOTIFIER_NONE, NOTIFIER_POLLER};
+use crate::mover::dsa::emu::{EmuConfig, Forced, Stall, DEFAULT_GENCAP};
+use crate::mover::dsa::hw::descriptor::{gencap, opcode};
+use crate::mover::dsa::mover::*;
 use crate::mover::dsa::testutil::{pattern, rig};
-use crate::mover::emu::{EmuConfig, Forced, Stall, DEFAULT_GENCAP};
+use crate::mover::dsa::EngineOptions;
+use std::sync::Arc;
 
 fn blank_vdm() -> vdm {
     vdm {
@@ -102,7 +106,10 @@ fn mover(
     path: Path,
     cfg: Option<EmuConfig>,
     threshold: usize,
-) -> (Option<Arc<crate::mover::emu::EmuDevice>>, Box<DmlMover>) {
+) -> (
+    Option<Arc<crate::mover::dsa::emu::EmuDevice>>,
+    Box<DmlMover>,
+) {
     match cfg {
         Some(c) => {
             let (dev, eng) = rig(c, EngineOptions::default());
@@ -214,7 +221,7 @@ fn device_errors_finish_on_the_cpu_in_auto_and_fail_in_hardware() {
         );
         dev.force(
             opcode::MEMMOVE,
-            Forced::Status(crate::mover::dsa::completion::status::HW_ERR1),
+            Forced::Status(crate::mover::dsa::hw::completion::status::HW_ERR1),
         );
         let r = run(&m, &copy(MEMCPY, dst.as_mut_ptr(), src.as_ptr(), 20_000, 0));
         assert_eq!(r.0, want, "{path:?}");

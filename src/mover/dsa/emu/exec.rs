@@ -8,9 +8,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::device::{wait_older, Shared, SwErrorKind};
-use crate::mover::dsa::completion::{status, CompletionRecord, CrCell};
-use crate::mover::dsa::descriptor::{flag, gencap, opcode, Descriptor, PASID_RESERVED_MASK};
-use crate::mover::dsa::fault::{first_fault, page_state};
+use crate::mover::dsa::engine::fault::{first_fault, page_state};
+use crate::mover::dsa::hw::completion::{status, CompletionRecord, CrCell};
+use crate::mover::dsa::hw::descriptor::{flag, gencap, opcode, Descriptor, PASID_RESERVED_MASK};
 
 /// An outcome forced on a descriptor by a test ([`EmuDevice::force`]).
 ///

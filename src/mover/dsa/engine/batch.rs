@@ -19,8 +19,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crossbeam_queue::ArrayQueue;
 
-use super::completion::CrCell;
-use super::descriptor::Descriptor;
+use super::super::hw::completion::CrCell;
+use super::super::hw::descriptor::Descriptor;
 
 /// Most elements per batch (the list is 4 KiB).
 pub const MAX_ELEMENTS: usize = 64;

@@ -8,7 +8,7 @@
 //! order (on the device or the CPU) gives the same result as running the
 //! whole operation.
 
-use super::descriptor::Hints;
+use super::super::hw::descriptor::Hints;
 
 /// What an operation does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

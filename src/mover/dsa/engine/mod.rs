@@ -20,13 +20,13 @@ use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
 
-use super::batch::{self, Batches};
-use super::completion::{status, CrCell};
-use super::credits::Credits;
-use super::descriptor::opcode;
-use super::discovery::{WqConfig, WqMode};
-use super::op::{Op, OpKind, Progress, Remainder};
-use super::portal::{Method, Portal};
+use crate::mover::dsa::hw::completion::{status, CrCell};
+use crate::mover::dsa::hw::descriptor::opcode;
+use crate::mover::dsa::hw::discovery::{WqConfig, WqMode};
+use crate::mover::dsa::hw::portal::{Method, Portal};
+use batch::Batches;
+use credits::Credits;
+use progress::{Op, OpKind, Progress, Remainder};
 
 /// When to use BATCH descriptors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,7 +201,11 @@ struct OpRec {
 // the free queue handing it to one thread). Everything else is atomic.
 unsafe impl Sync for OpRec {}
 
+pub mod batch;
 mod complete;
+pub mod credits;
+pub mod fault;
+pub mod progress;
 mod submit;
 
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);

@@ -410,5 +410,5 @@ fn or_unknown(s: &str) -> &str {
 }
 
 #[cfg(test)]
-#[path = "tests/discovery_tests.rs"]
+#[path = "../tests/discovery_tests.rs"]
 mod tests;

@@ -12,9 +12,9 @@ use crossbeam_queue::ArrayQueue;
 
 use super::exec::{self, Forced, Rng};
 use super::{EmuConfig, Stall};
-use crate::mover::dsa::descriptor::{opcode, Descriptor, PASID_RESERVED_MASK};
-use crate::mover::dsa::discovery::{WqConfig, WqMode};
-use crate::mover::dsa::portal::{Method, Portal, PortalError, Submitted};
+use crate::mover::dsa::hw::descriptor::{opcode, Descriptor, PASID_RESERVED_MASK};
+use crate::mover::dsa::hw::discovery::{WqConfig, WqMode};
+use crate::mover::dsa::hw::portal::{Method, Portal, PortalError, Submitted};
 
 /// The PASID an emulated ENQCMD inserts.
 pub const EMU_PASID: u32 = 1;

@@ -24,12 +24,12 @@ use core::cell::UnsafeCell;
 use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::cpu;
-use super::dsa::{self, Engine, EngineOptions, Hints, OpHandle, Poll, StartError};
-use super::pool::{configured_capacity, Pool};
-use super::sync::fill_output;
+use super::{self as dsa, Engine, EngineOptions, Hints, OpHandle, Poll, StartError};
 use crate::abi::{future_notifier, vdm, vdm_operation, vdm_operation_output, vdm_operation_result};
 use crate::future::{self as fut, COMPLETE, IDLE, NOTIFIER_NONE, NOTIFIER_POLLER, RUNNING};
+use crate::mover::cpu;
+use crate::mover::pool::{configured_capacity, Pool};
+use crate::mover::sync::fill_output;
 
 /// Environment variable: smallest operation (bytes) AUTO sends to the
 /// device.
@@ -427,6 +427,3 @@ unsafe fn run_remainder(rem: &dsa::Remainder, whole: &cpu::Op) {
     // SAFETY: caller's contract.
     unsafe { durable_writeback(whole) };
 }
-
-#[cfg(test)]
-mod tests;

@@ -10,7 +10,7 @@ use std::io;
 use std::path::Path;
 
 use super::EmuConfig;
-use crate::mover::dsa::discovery::{OpCap, WqMode};
+use crate::mover::dsa::hw::discovery::{OpCap, WqMode};
 
 /// `op_cap` text as the kernel prints it: eight 32-bit hex words, most
 /// significant first.
