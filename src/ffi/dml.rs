@@ -12,33 +12,33 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::callbacks::{self, vdm_of, Mover};
 use crate::abi::*;
-use crate::mover::dsa::mover::{self as dml, DmlMover, DmlOp, NewError, Path};
+use crate::mover::dsa::mover::{self as dml, DsaMover, DsaOp, NewError, Path};
 
 /// `VDM_F_MEM_DURABLE | VDM_F_NO_CACHE_HINT`, as upstream.
 const CAPABILITIES: u32 = 3;
 
-impl Mover for DmlMover {
-    type Op = DmlOp;
+impl Mover for DsaMover {
+    type Op = DsaOp;
 
-    fn owner_of(op: &DmlOp) -> *const DmlMover {
+    fn owner_of(op: &DsaOp) -> *const DsaMover {
         op.owner()
     }
 
-    fn new_op(&self) -> Option<&DmlOp> {
+    fn new_op(&self) -> Option<&DsaOp> {
         self.op_new()
     }
 
-    unsafe fn start(&self, op: &DmlOp, operation: &vdm_operation, n: *mut future_notifier) -> bool {
+    unsafe fn start(&self, op: &DsaOp, operation: &vdm_operation, n: *mut future_notifier) -> bool {
         // SAFETY: forwarded caller contract.
         unsafe { self.op_start(op, operation, n) }
     }
 
-    unsafe fn check(&self, op: &DmlOp) -> u32 {
+    unsafe fn check(&self, op: &DsaOp) -> u32 {
         // SAFETY: forwarded caller contract.
         unsafe { self.op_check(op) }
     }
 
-    unsafe fn delete(&self, op: &DmlOp, operation: &vdm_operation, out: &mut vdm_operation_output) {
+    unsafe fn delete(&self, op: &DsaOp, operation: &vdm_operation, out: &mut vdm_operation_output) {
         // SAFETY: forwarded caller contract.
         unsafe { self.op_delete(op, operation, out) }
     }
@@ -58,7 +58,7 @@ pub unsafe extern "C" fn data_mover_dml_operation_start(
     n: *mut future_notifier,
 ) -> c_int {
     // SAFETY: forwarded caller contract.
-    unsafe { callbacks::op_start::<DmlMover>(data, operation, n) }
+    unsafe { callbacks::op_start::<DsaMover>(data, operation, n) }
 }
 
 /// The mover's `op_check` (exported under upstream's accidental name).
@@ -71,7 +71,7 @@ pub unsafe extern "C" fn data_mover_dml_operation_check(
     operation: *const vdm_operation,
 ) -> future_state {
     // SAFETY: forwarded caller contract.
-    unsafe { callbacks::op_check::<DmlMover>(data, operation) }
+    unsafe { callbacks::op_check::<DsaMover>(data, operation) }
 }
 
 /// Property function of DSA-mover futures (exported under upstream's
@@ -94,7 +94,7 @@ fn dml_vdm() -> vdm {
             unsafe extern "C" fn(*mut c_void, future_property) -> c_int,
         >(has_property_dmd)
     };
-    vdm_of::<DmlMover>(CAPABILITIES, Some(has_property))
+    vdm_of::<DsaMover>(CAPABILITIES, Some(has_property))
 }
 
 fn warn_once(msg: &str) {
@@ -109,7 +109,7 @@ fn warn_once(msg: &str) {
 /// `DATA_MOVER_DML_HARDWARE` when no usable work queue exists (saying why
 /// on stderr, once per process).
 #[no_mangle]
-pub extern "C" fn data_mover_dml_new(type_: u32) -> *mut DmlMover {
+pub extern "C" fn data_mover_dml_new(type_: u32) -> *mut DsaMover {
     let Some(path) = Path::from_raw(type_) else {
         return core::ptr::null_mut();
     };
@@ -117,7 +117,7 @@ pub extern "C" fn data_mover_dml_new(type_: u32) -> *mut DmlMover {
         Path::Software => Err(String::new()),
         _ => dml::shared_engine(),
     };
-    match DmlMover::new(dml_vdm(), path, engine, dml::configured_threshold()) {
+    match DsaMover::new(dml_vdm(), path, engine, dml::configured_threshold()) {
         Ok(m) => Box::into_raw(m),
         Err(NewError::NoDevice(why)) => {
             warn_once(&format!(
@@ -133,7 +133,7 @@ pub extern "C" fn data_mover_dml_new(type_: u32) -> *mut DmlMover {
 /// # Safety
 /// `dmd` must be NULL or a live DSA mover.
 #[no_mangle]
-pub unsafe extern "C" fn data_mover_dml_get_vdm(dmd: *mut DmlMover) -> *mut vdm {
+pub unsafe extern "C" fn data_mover_dml_get_vdm(dmd: *mut DsaMover) -> *mut vdm {
     if dmd.is_null() {
         return core::ptr::null_mut();
     }
@@ -146,7 +146,7 @@ pub unsafe extern "C" fn data_mover_dml_get_vdm(dmd: *mut DmlMover) -> *mut vdm 
 /// # Safety
 /// `dmd` must be NULL or a live DSA mover not used afterwards.
 #[no_mangle]
-pub unsafe extern "C" fn data_mover_dml_delete(dmd: *mut DmlMover) {
+pub unsafe extern "C" fn data_mover_dml_delete(dmd: *mut DsaMover) {
     if !dmd.is_null() {
         // SAFETY: created by Box::into_raw in data_mover_dml_new.
         drop(unsafe { Box::from_raw(dmd) });

@@ -6,15 +6,9 @@
 //! CLFLUSH) and an SFENCE orders the write-back before the operation is
 //! reported complete. The instruction is chosen once from CPUID.
 
-use core::ffi::c_void;
 use std::sync::OnceLock;
 
-use crate::abi::{vdm_operation, vdm_operation_type};
-
-/// `VDM_F_MEM_DURABLE`.
-pub const F_MEM_DURABLE: u64 = 1 << 0;
-/// `VDM_F_NO_CACHE_HINT`.
-pub const F_NO_CACHE_HINT: u64 = 1 << 1;
+use super::op::{Op, OpKind};
 
 const CACHE_LINE: usize = 64;
 
@@ -81,128 +75,6 @@ pub unsafe fn flush(addr: *const u8, len: usize) {
     unsafe { core::arch::x86_64::_mm_sfence() };
 }
 
-/// Why an operation was refused without touching memory.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BadOp {
-    /// A NULL address with a non-zero length.
-    NullPointer,
-    /// `addr + n` wraps around the address space.
-    RangeWraps,
-    /// The type is not one of the four operations.
-    UnknownType,
-}
-
-/// The operation's type as a raw integer (C may store any value there).
-#[inline]
-pub fn raw_type(op: &vdm_operation) -> u32 {
-    // SAFETY: `type` is a 4-byte field of `op`; reading it as u32 never
-    // creates an invalid enum value.
-    unsafe { core::ptr::addr_of!(op.r#type).cast::<u32>().read() }
-}
-
-const MEMCPY: u32 = vdm_operation_type::VDM_OPERATION_MEMCPY as u32;
-const MEMMOVE: u32 = vdm_operation_type::VDM_OPERATION_MEMMOVE as u32;
-const MEMSET: u32 = vdm_operation_type::VDM_OPERATION_MEMSET as u32;
-const FLUSH: u32 = vdm_operation_type::VDM_OPERATION_FLUSH as u32;
-
-/// One operation, decoded and checked.
-#[derive(Clone, Copy, Debug)]
-pub enum Op {
-    Copy {
-        dst: *mut u8,
-        src: *const u8,
-        n: usize,
-        flags: u64,
-    },
-    Move {
-        dst: *mut u8,
-        src: *const u8,
-        n: usize,
-        flags: u64,
-    },
-    Set {
-        dst: *mut u8,
-        byte: u8,
-        n: usize,
-        flags: u64,
-    },
-    Flush {
-        dst: *const u8,
-        n: usize,
-    },
-}
-
-#[inline]
-fn check_range(p: *const c_void, n: usize) -> Result<(), BadOp> {
-    if n == 0 {
-        return Ok(());
-    }
-    if p.is_null() {
-        return Err(BadOp::NullPointer);
-    }
-    (p as usize)
-        .checked_add(n)
-        .map(|_| ())
-        .ok_or(BadOp::RangeWraps)
-}
-
-/// Decodes and checks an operation: NULL buffers with a non-zero size,
-/// ranges that wrap, and unknown types are refused. Flag bits other than
-/// `VDM_F_*` are ignored, as upstream did.
-#[inline]
-pub fn decode(op: &vdm_operation) -> Result<Op, BadOp> {
-    // Each union read below is sound: every member of the union is
-    // plain data (pointers and integers) valid for any bit pattern, and the
-    // member read is the one the type field selects.
-    match raw_type(op) {
-        MEMCPY => {
-            // SAFETY: plain-data union member selected by the type field.
-            let a = unsafe { op.data.memcpy };
-            check_range(a.dest, a.n)?;
-            check_range(a.src, a.n)?;
-            Ok(Op::Copy {
-                dst: a.dest.cast(),
-                src: a.src.cast(),
-                n: a.n,
-                flags: a.flags,
-            })
-        }
-        MEMMOVE => {
-            // SAFETY: plain-data union member selected by the type field.
-            let a = unsafe { op.data.memmove };
-            check_range(a.dest, a.n)?;
-            check_range(a.src, a.n)?;
-            Ok(Op::Move {
-                dst: a.dest.cast(),
-                src: a.src.cast(),
-                n: a.n,
-                flags: a.flags,
-            })
-        }
-        MEMSET => {
-            // SAFETY: plain-data union member selected by the type field.
-            let a = unsafe { op.data.memset };
-            check_range(a.str, a.n)?;
-            Ok(Op::Set {
-                dst: a.str.cast(),
-                byte: a.c as u8,
-                n: a.n,
-                flags: a.flags,
-            })
-        }
-        FLUSH => {
-            // SAFETY: plain-data union member selected by the type field.
-            let a = unsafe { op.data.flush };
-            check_range(a.dest, a.n)?;
-            Ok(Op::Flush {
-                dst: a.dest.cast(),
-                n: a.n,
-            })
-        }
-        _ => Err(BadOp::UnknownType),
-    }
-}
-
 /// Runs a decoded operation on this thread, including the durability
 /// write-back it asks for.
 ///
@@ -211,32 +83,40 @@ pub fn decode(op: &vdm_operation) -> Result<Op, BadOp> {
 /// implies (`Copy` must not overlap), as the C caller promised.
 #[inline]
 pub unsafe fn run(op: &Op) {
-    match *op {
-        Op::Copy { dst, src, n, flags } => {
-            // SAFETY: caller's contract.
-            unsafe { copy(dst, src, n) };
-            // SAFETY: dst..dst+n was just written, so it is mapped.
-            unsafe { durable(dst, n, flags) };
-        }
-        Op::Move { dst, src, n, flags } => {
-            // SAFETY: caller's contract; memmove allows overlap.
-            unsafe { libc::memmove(dst.cast(), src.cast(), n) };
-            // SAFETY: as above.
-            unsafe { durable(dst, n, flags) };
-        }
-        Op::Set {
-            dst,
-            byte,
-            n,
-            flags,
-        } => {
-            // SAFETY: caller's contract.
-            unsafe { libc::memset(dst.cast(), byte.into(), n) };
-            // SAFETY: as above.
-            unsafe { durable(dst, n, flags) };
-        }
+    let (dst, src, n) = (op.dst as *mut u8, op.src as *const u8, op.len);
+    match op.kind {
+        // SAFETY: caller's contract.
+        OpKind::Copy => unsafe { copy(dst, src, n) },
+        // SAFETY: caller's contract; memmove allows overlap.
+        OpKind::Move => unsafe {
+            libc::memmove(dst.cast(), src.cast(), n);
+        },
+        // SAFETY: caller's contract.
+        OpKind::Fill => unsafe { fill(dst, op.pattern, n) },
         // SAFETY: caller's contract (the range is mapped).
-        Op::Flush { dst, n } => unsafe { flush(dst, n) },
+        OpKind::Flush => return unsafe { flush(dst, n) },
+    }
+    if op.hints.durable {
+        // SAFETY: dst..dst+n was just written, so it is mapped.
+        unsafe { flush(dst, n) };
+    }
+}
+
+/// Fills `n` bytes at `dst` with the 8-byte little-endian `pattern`.
+///
+/// # Safety
+/// `dst` writable for `n` bytes.
+#[inline]
+unsafe fn fill(dst: *mut u8, pattern: u64, n: usize) {
+    let bytes = pattern.to_le_bytes();
+    if bytes.iter().all(|&b| b == bytes[0]) {
+        // SAFETY: caller's contract.
+        unsafe { libc::memset(dst.cast(), bytes[0].into(), n) };
+        return;
+    }
+    for i in 0..n {
+        // SAFETY: `i < n`, inside the caller's buffer.
+        unsafe { *dst.add(i) = bytes[i % 8] };
     }
 }
 
@@ -335,55 +215,45 @@ unsafe fn copy_avx512(dst: *mut u8, src: *const u8, n: usize) {
     unsafe { libc::memcpy(dst.add(i).cast(), src.add(i).cast(), n - i) };
 }
 
-/// Writes `[dst, dst + n)` back when `flags` asks for durability.
-///
-/// # Safety
-/// The range must be mapped.
-#[inline]
-pub unsafe fn durable(dst: *const u8, n: usize, flags: u64) {
-    if flags & F_MEM_DURABLE != 0 {
-        // SAFETY: forwarded caller contract.
-        unsafe { flush(dst, n) };
-    }
-}
-
-/// Where an operation writes: the pointer the output reports.
-#[inline]
-pub fn dest_of(op: &vdm_operation) -> *mut c_void {
-    // SAFETY: every union member starts with the destination pointer at
-    // offset 0 (memcpy/memmove `dest`, memset `str`, flush `dest`), and a
-    // pointer is valid for any bit pattern.
-    unsafe { op.data.memcpy.dest }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::abi::{vdm_operation_args, vdm_operation_data_memcpy};
-
-    fn copy_op(dst: *mut u8, src: *const u8, n: usize) -> vdm_operation {
-        vdm_operation {
-            data: vdm_operation_args {
-                memcpy: vdm_operation_data_memcpy {
-                    dest: dst.cast(),
-                    src: src.cast_mut().cast(),
-                    n,
-                    flags: F_MEM_DURABLE,
-                },
-            },
-            r#type: vdm_operation_type::VDM_OPERATION_MEMCPY,
-            padding: 0,
-        }
-    }
+    use crate::mover::op::Hints;
 
     #[test]
     fn copies_and_flushes() {
         let src: Vec<u8> = (0..200u8).collect();
         let mut dst = vec![0u8; 200];
-        let op = decode(&copy_op(dst.as_mut_ptr(), src.as_ptr(), 200)).unwrap();
+        let durable = Hints {
+            durable: true,
+            no_cache: false,
+        };
+        let op = Op::copy(
+            dst.as_mut_ptr() as usize,
+            src.as_ptr() as usize,
+            200,
+            durable,
+        );
         // SAFETY: both buffers are 200 bytes and do not overlap.
         unsafe { run(&op) };
         assert_eq!(src, dst);
+    }
+
+    #[test]
+    fn fills_bytes_and_rotated_patterns() {
+        let mut dst = vec![0u8; 40];
+        let h = Hints::default();
+        // SAFETY: the ranges are inside `dst`.
+        unsafe { run(&Op::fill(dst.as_mut_ptr() as usize, 0xab, 40, h)) };
+        assert!(dst.iter().all(|&b| b == 0xab));
+        let pat = u64::from_le_bytes([0, 1, 2, 3, 4, 5, 6, 7]);
+        let op = Op::fill_pattern(dst.as_mut_ptr() as usize, pat, 40, h).sub(3, 40);
+        // SAFETY: as above.
+        unsafe { run(&op) };
+        assert!(dst[3..]
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b as usize == (i + 3) % 8));
     }
 
     #[test]
@@ -402,20 +272,6 @@ mod tests {
                 "no overrun at {n}"
             );
         }
-    }
-
-    #[test]
-    fn refuses_null_and_wrapping_ranges() {
-        let mut dst = [0u8; 4];
-        let null = decode(&copy_op(dst.as_mut_ptr(), core::ptr::null(), 4));
-        assert_eq!(null.unwrap_err(), BadOp::NullPointer);
-        let wrap = decode(&copy_op(dst.as_mut_ptr(), usize::MAX as *const u8, 4));
-        assert_eq!(wrap.unwrap_err(), BadOp::RangeWraps);
-        assert!(decode(&copy_op(core::ptr::null_mut(), core::ptr::null(), 0)).is_ok());
-        let mut bad = copy_op(dst.as_mut_ptr(), dst.as_ptr(), 4);
-        // SAFETY: writing an out-of-range value through a u32 view, as C may.
-        unsafe { core::ptr::addr_of_mut!(bad.r#type).cast::<u32>().write(9) };
-        assert_eq!(decode(&bad).unwrap_err(), BadOp::UnknownType);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod cpu;
 pub mod dsa;
+pub mod op;
 pub mod pool;
 pub mod sync;
 pub mod threads;

@@ -274,6 +274,28 @@ impl<T: Default> Pool<T> {
     }
 }
 
+impl<T> Pool<T> {
+    /// Calls `f` on every record ever handed out, free or not (for a
+    /// mover's drop, which must find records still in use).
+    pub fn for_each(&mut self, mut f: impl FnMut(&T)) {
+        let fresh = self.fresh.load(Ordering::Relaxed);
+        for c in self.chunks.iter() {
+            let p = c.load(Ordering::Acquire);
+            if p.is_null() {
+                continue;
+            }
+            for i in 0..CHUNK as usize {
+                // SAFETY: `p` is a live chunk of CHUNK slots, and `&mut
+                // self` keeps every other user away.
+                let slot = unsafe { &*p.add(i) };
+                if slot.index < fresh {
+                    f(&slot.value);
+                }
+            }
+        }
+    }
+}
+
 impl<T> Drop for Pool<T> {
     fn drop(&mut self) {
         for c in self.chunks.iter() {

@@ -1,10 +1,10 @@
 //! The synchronous mover: every operation runs on the polling thread during
 //! the first poll of its future (in `op_start`).
 
-use core::ffi::c_void;
 use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
 use super::cpu;
+use super::op::{self, fill_output};
 use super::pool::{configured_capacity, Pool};
 use crate::abi::{vdm, vdm_operation, vdm_operation_output, vdm_operation_result};
 use crate::future::{COMPLETE, IDLE};
@@ -70,7 +70,7 @@ impl SyncMover {
     /// The operation's buffers must be valid as its type implies.
     #[inline]
     pub unsafe fn op_start(&self, op: &SyncOp, operation: &vdm_operation) {
-        let result = match cpu::decode(operation) {
+        let result = match op::decode(operation) {
             Ok(decoded) => {
                 // SAFETY: forwarded caller contract.
                 unsafe { cpu::run(&decoded) };
@@ -117,33 +117,5 @@ impl SyncMover {
     /// Outstanding records (for tests).
     pub fn outstanding(&self) -> u32 {
         self.pool.outstanding()
-    }
-}
-
-/// Writes type, result and the destination pointer into an output, as every
-/// mover's `op_delete` must: `dest` (memcpy/memmove) or `str` (memset) on
-/// success, NULL on failure; a flush output is zeroed.
-#[inline]
-pub fn fill_output(operation: &vdm_operation, output: &mut vdm_operation_output, result: u32) {
-    let ty = cpu::raw_type(operation);
-    let ok = result == vdm_operation_result::VDM_SUCCESS as u32;
-    let dest = if ok && ty != crate::abi::vdm_operation_type::VDM_OPERATION_FLUSH as u32 {
-        cpu::dest_of(operation)
-    } else {
-        core::ptr::null_mut::<c_void>()
-    };
-    // SAFETY: the two enum fields are 4-byte slots written as u32 (the
-    // type is copied from the operation exactly as C stored it); the union
-    // slot is a plain pointer-sized word.
-    unsafe {
-        core::ptr::addr_of_mut!(output.r#type)
-            .cast::<u32>()
-            .write(ty);
-        core::ptr::addr_of_mut!(output.result)
-            .cast::<u32>()
-            .write(result);
-        core::ptr::addr_of_mut!(output.output)
-            .cast::<*mut c_void>()
-            .write(dest);
     }
 }

@@ -16,8 +16,8 @@ use std::thread::JoinHandle;
 use crossbeam_queue::ArrayQueue;
 
 use super::cpu;
+use super::op::{self, fill_output, Hints, Op, OpKind};
 use super::pool::{configured_capacity, Pool};
-use super::sync::fill_output;
 use crate::abi::{
     future_notifier, memcpy_fn, memmove_fn, memset_fn, vdm, vdm_operation, vdm_operation_output,
     vdm_operation_result,
@@ -136,12 +136,12 @@ unsafe extern "C" fn default_memcpy(
     // SAFETY: the worker only calls this with a decoded, checked memcpy
     // whose buffers the C caller vouched for.
     unsafe {
-        cpu::run(&cpu::Op::Copy {
-            dst: dst.cast(),
-            src: src.cast(),
+        cpu::run(&Op::copy(
+            dst as usize,
+            src as usize,
             n,
-            flags: flags.into(),
-        })
+            Hints::from_flags(flags.into()),
+        ))
     };
     dst
 }
@@ -154,12 +154,12 @@ unsafe extern "C" fn default_memmove(
 ) -> *mut c_void {
     // SAFETY: as for `default_memcpy`.
     unsafe {
-        cpu::run(&cpu::Op::Move {
-            dst: dst.cast(),
-            src: src.cast(),
+        cpu::run(&Op::moving(
+            dst as usize,
+            src as usize,
             n,
-            flags: flags.into(),
-        })
+            Hints::from_flags(flags.into()),
+        ))
     };
     dst
 }
@@ -172,12 +172,12 @@ unsafe extern "C" fn default_memset(
 ) -> *mut c_void {
     // SAFETY: as for `default_memcpy`.
     unsafe {
-        cpu::run(&cpu::Op::Set {
-            dst: dst.cast(),
-            byte: c as u8,
+        cpu::run(&Op::fill(
+            dst as usize,
+            c as u8,
             n,
-            flags: flags.into(),
-        })
+            Hints::from_flags(flags.into()),
+        ))
     };
     dst
 }
@@ -295,7 +295,7 @@ impl ThreadsMover {
             op.waker_fn
                 .store(w.wake.map_or(0, |f| f as usize), Ordering::Relaxed);
         }
-        if cpu::decode(operation).is_err() {
+        if op::decode(operation).is_err() {
             // Refused without touching memory; complete right away.
             op.result.store(
                 vdm_operation_result::VDM_ERROR_JOB_CORRUPTED as u32,
@@ -463,32 +463,29 @@ fn execute(shared: &Shared, op: &ThreadsOp) {
     // SAFETY: the queue hand-off orders the poller's write of `op` before
     // this read, and the poller does not touch it while queued.
     let operation = unsafe { *op.op.get() };
-    let result = match cpu::decode(&operation) {
+    let result = match op::decode(&operation) {
         Ok(d) => {
+            let (dst, src, n, flags) =
+                (d.dst as *mut c_void, d.src as *const c_void, d.len, d.flags);
             // SAFETY: in all arms the operation was checked by `decode`, the
             // buffers are the C caller's promise, and the stored function
             // pointers have the C signatures of `memcpy_fn` and friends.
             unsafe {
-                match d {
-                    cpu::Op::Copy { dst, src, n, flags } => {
+                match d.kind {
+                    OpKind::Copy => {
                         let f: CopyFn = core::mem::transmute(shared.memcpy.load(Ordering::Acquire));
-                        f(dst.cast(), src.cast(), n, flags as c_uint);
+                        f(dst, src, n, flags as c_uint);
                     }
-                    cpu::Op::Move { dst, src, n, flags } => {
+                    OpKind::Move => {
                         let f: CopyFn =
                             core::mem::transmute(shared.memmove.load(Ordering::Acquire));
-                        f(dst.cast(), src.cast(), n, flags as c_uint);
+                        f(dst, src, n, flags as c_uint);
                     }
-                    cpu::Op::Set {
-                        dst,
-                        byte,
-                        n,
-                        flags,
-                    } => {
+                    OpKind::Fill => {
                         let f: SetFn = core::mem::transmute(shared.memset.load(Ordering::Acquire));
-                        f(dst.cast(), byte.into(), n, flags as c_uint);
+                        f(dst, (d.pattern as u8).into(), n, flags as c_uint);
                     }
-                    cpu::Op::Flush { dst, n } => cpu::flush(dst, n),
+                    OpKind::Flush => cpu::flush(dst as *const u8, n),
                 }
             }
             vdm_operation_result::VDM_SUCCESS as u32

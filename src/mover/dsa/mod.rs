@@ -27,7 +27,7 @@ pub mod mover;
 
 pub use engine::progress::{Op, OpKind, Remainder};
 pub use engine::{
-    BatchPolicy, Caps, Engine, EngineOptions, FailReason, Failure, OpHandle, Poll, StartError,
+    BatchPolicy, Caps, DeviceOp, Engine, EngineOptions, FailReason, Failure, Poll, StartError,
     Stats,
 };
 pub use hw::descriptor::{Descriptor, Hints};

@@ -19,17 +19,22 @@
 //!
 //! The process shares one engine (one WQ) between all movers: a dedicated
 //! WQ can be opened once, and its credits must be counted in one place.
+//!
+//! Each operation has one record, taken from the mover's pool (bounded by
+//! `MINIASYNC_MAX_OPS`, as for every mover); its device state (completion
+//! record, progress) is the [`DeviceOp`] inside it.
 
 use core::cell::UnsafeCell;
 use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::{self as dsa, Engine, EngineOptions, Hints, OpHandle, Poll, StartError};
+use super::engine::DeviceOp;
+use super::{Engine, EngineOptions, Poll, Remainder, StartError};
 use crate::abi::{future_notifier, vdm, vdm_operation, vdm_operation_output, vdm_operation_result};
 use crate::future::{self as fut, COMPLETE, IDLE, NOTIFIER_NONE, NOTIFIER_POLLER, RUNNING};
 use crate::mover::cpu;
+use crate::mover::op::{self, fill_output, Hints, Op, OpKind};
 use crate::mover::pool::{configured_capacity, Pool};
-use crate::mover::sync::fill_output;
 
 /// Environment variable: smallest operation (bytes) AUTO sends to the
 /// device.
@@ -61,7 +66,7 @@ impl Path {
 pub fn configured_threshold() -> usize {
     std::env::var(THRESHOLD_ENV)
         .ok()
-        .and_then(|v| dsa::discovery::parse_u64(&v))
+        .and_then(|v| super::discovery::parse_u64(&v))
         .map_or(DEFAULT_THRESHOLD, |v| {
             usize::try_from(v).unwrap_or(usize::MAX)
         })
@@ -69,11 +74,6 @@ pub fn configured_threshold() -> usize {
 
 /// An engine, or why none could be opened.
 type Opened = Result<Arc<Engine>, String>;
-
-/// Op records of the shared engine (each 256 bytes, allocated up front).
-/// When all are in use, HARDWARE operations stay IDLE until one frees up
-/// and AUTO operations run on the CPU.
-pub const ENGINE_OPS: u32 = 16384;
 
 /// The process's engine, opened on first use (emulated with
 /// `MINIASYNC_DSA_EMULATE=1`), or why there is none. A child created by
@@ -101,11 +101,7 @@ pub fn shared_engine() -> Result<Arc<Engine>, String> {
     } else if let Some(old) = g.engine.take() {
         g.inherited.push(old);
     }
-    let opts = EngineOptions {
-        max_ops: configured_capacity().min(ENGINE_OPS),
-        ..EngineOptions::from_env()
-    };
-    let r = dsa::open_from_env(opts).map(Arc::new);
+    let r = super::open_from_env(EngineOptions::from_env()).map(Arc::new);
     g.pid = pid;
     g.engine = Some(r.clone());
     r
@@ -115,50 +111,52 @@ const ST_IDLE: u32 = 0;
 const ST_DEVICE: u32 = 1;
 const ST_DONE: u32 = 2;
 
-/// Per-operation record. Only the thread polling the future touches the
-/// cells (vdm contract: one poller at a time).
-pub struct DmlOp {
-    mover: AtomicPtr<DmlMover>,
+/// The record of one operation: its state, its result, the decoded
+/// operation and its device state. Only the thread polling the future
+/// touches `op` and `dev` (vdm contract: one poller at a time).
+pub struct DsaOp {
+    mover: AtomicPtr<DsaMover>,
     state: AtomicU32,
     result: AtomicU32,
-    handle: UnsafeCell<Option<OpHandle>>,
-    op: UnsafeCell<Option<cpu::Op>>,
+    op: UnsafeCell<Op>,
+    dev: DeviceOp,
 }
 
-// SAFETY: the cells are accessed only by the thread currently polling the
-// op's future (op_start/op_check/op_delete are never concurrent for one
-// op); everything else is atomic.
-unsafe impl Sync for DmlOp {}
-// SAFETY: the raw pointers in the decoded op are plain addresses given by
-// C with the operation.
-unsafe impl Send for DmlOp {}
+// SAFETY: `op` and `dev`'s private state are accessed only by the thread
+// currently polling the op's future (op_start/op_check/op_delete are never
+// concurrent for one op), or by the mover's drop, which has exclusive
+// access; everything else is atomic.
+unsafe impl Sync for DsaOp {}
+// SAFETY: the addresses in the decoded op are plain integers given by C
+// with the operation.
+unsafe impl Send for DsaOp {}
 
-impl Default for DmlOp {
+impl Default for DsaOp {
     fn default() -> Self {
-        DmlOp {
+        DsaOp {
             mover: AtomicPtr::new(core::ptr::null_mut()),
             state: AtomicU32::new(ST_IDLE),
             result: AtomicU32::new(0),
-            handle: UnsafeCell::new(None),
-            op: UnsafeCell::new(None),
+            op: UnsafeCell::new(Op::fill(0, 0, 0, Hints::default())),
+            dev: DeviceOp::default(),
         }
     }
 }
 
-impl DmlOp {
-    pub fn owner(&self) -> *const DmlMover {
+impl DsaOp {
+    pub fn owner(&self) -> *const DsaMover {
         self.mover.load(Ordering::Relaxed)
     }
 }
 
 /// A DSA mover. `vdm` must stay the first field (C casts between them).
 #[repr(C)]
-pub struct DmlMover {
+pub struct DsaMover {
     pub vdm: vdm,
     path: Path,
     engine: Option<Arc<Engine>>,
     threshold: usize,
-    pool: Pool<DmlOp>,
+    pool: Pool<DsaOp>,
 }
 
 /// Why a mover could not be made.
@@ -168,25 +166,38 @@ pub enum NewError {
     NoDevice(String),
 }
 
-impl DmlMover {
-    /// A mover on `path`. HARDWARE needs `engine`; AUTO uses it if given.
+impl DsaMover {
+    /// A mover on `path` with the per-mover bound of outstanding
+    /// operations. HARDWARE needs `engine`; AUTO uses it if given.
     pub fn new(
         vdm: vdm,
         path: Path,
         engine: Result<Arc<Engine>, String>,
         threshold: usize,
-    ) -> Result<Box<DmlMover>, NewError> {
+    ) -> Result<Box<DsaMover>, NewError> {
+        Self::with_capacity(vdm, path, engine, threshold, configured_capacity())
+    }
+
+    /// As [`new`](Self::new), with at most `capacity` outstanding
+    /// operations.
+    pub fn with_capacity(
+        vdm: vdm,
+        path: Path,
+        engine: Result<Arc<Engine>, String>,
+        threshold: usize,
+        capacity: u32,
+    ) -> Result<Box<DsaMover>, NewError> {
         let engine = match (path, engine) {
             (Path::Software, _) => None,
             (Path::Hardware, Err(why)) => return Err(NewError::NoDevice(why)),
             (_, e) => e.ok(),
         };
-        Ok(Box::new(DmlMover {
+        Ok(Box::new(DsaMover {
             vdm,
             path,
             engine,
             threshold,
-            pool: Pool::new(configured_capacity()),
+            pool: Pool::new(capacity),
         }))
     }
 
@@ -200,17 +211,18 @@ impl DmlMover {
     }
 
     /// Reserves a record (`None`: the bound of outstanding ops is reached).
-    pub fn op_new(&self) -> Option<&DmlOp> {
+    pub fn op_new(&self) -> Option<&DsaOp> {
         let op = self.pool.alloc()?;
         op.mover
-            .store((self as *const DmlMover).cast_mut(), Ordering::Relaxed);
+            .store((self as *const DsaMover).cast_mut(), Ordering::Relaxed);
         op.state.store(ST_IDLE, Ordering::Relaxed);
         Some(op)
     }
 
     /// Starts the operation: on the CPU (done before returning) or on the
-    /// device. Returns false when it could not start yet (HARDWARE with no
-    /// free op record): the future stays IDLE and the next poll retries.
+    /// device. Always returns true (started); a HARDWARE operation that
+    /// finds the WQ full waits inside the engine and is submitted by a
+    /// later poll.
     ///
     /// # Safety
     /// `op` must be a record of this mover polled by this thread only; the
@@ -218,7 +230,7 @@ impl DmlMover {
     /// future completes; `n` must be NULL or valid for writes.
     pub unsafe fn op_start(
         &self,
-        op: &DmlOp,
+        op: &DsaOp,
         operation: &vdm_operation,
         n: *mut future_notifier,
     ) -> bool {
@@ -227,53 +239,43 @@ impl DmlMover {
         }
         // SAFETY: caller's contract on `n`.
         unsafe { fut::set_notifier_used(n, NOTIFIER_NONE) };
-        let decoded = match cpu::decode(operation) {
-            Ok(d) => d,
-            Err(_) => {
-                self.finish(op, vdm_operation_result::VDM_ERROR_JOB_CORRUPTED);
-                return true;
-            }
-        };
-        let len = match decoded {
-            cpu::Op::Copy { n, .. } | cpu::Op::Move { n, .. } | cpu::Op::Set { n, .. } => n,
-            cpu::Op::Flush { n, .. } => n,
+        let Ok(decoded) = op::decode(operation) else {
+            self.finish(op, vdm_operation_result::VDM_ERROR_JOB_CORRUPTED);
+            return true;
         };
         let engine = match (&self.engine, self.path) {
             (Some(e), Path::Hardware) => Some(e),
-            (Some(e), Path::Auto) if len >= self.threshold => Some(e),
+            (Some(e), Path::Auto) if decoded.len >= self.threshold => Some(e),
             _ => None,
         };
         if let Some(e) = engine {
             let queue = self.path == Path::Hardware;
-            // SAFETY: forwarded caller contract: the buffers stay valid
-            // until the future completes, and op_delete releases the handle
-            // (waiting for the device) before the record is reused.
-            match unsafe { e.start(&device_op(&decoded, flush_flags(operation)), queue) } {
-                Ok(h) => {
-                    let word = e.monitor_addr(&h);
-                    // SAFETY: only the polling thread touches the cells
-                    // (op_check reads the operation back for device ops).
-                    unsafe {
-                        *op.handle.get() = Some(h);
-                        *op.op.get() = Some(decoded);
-                    }
+            // SAFETY: the record is this mover's and only this thread
+            // polls it (caller's contract); it stays in the pool, which
+            // the mover's drop frees only after releasing it from the
+            // engine. The buffers stay valid until the future completes,
+            // and op_delete releases the record (waiting for the device)
+            // before it is reused.
+            match unsafe { e.start_op(&op.dev, &decoded, queue) } {
+                Ok(()) => {
+                    // SAFETY: only the polling thread touches the cell.
+                    unsafe { *op.op.get() = decoded };
                     op.state.store(ST_DEVICE, Ordering::Relaxed);
                     if !n.is_null() {
                         // SAFETY: `n` is valid for writes (caller's contract).
                         unsafe {
                             fut::set_notifier_used(n, NOTIFIER_POLLER);
-                            (*n).poller.ptr_to_monitor = word.cast_mut();
+                            (*n).poller.ptr_to_monitor = e.monitor_addr(&op.dev).cast_mut();
                         }
                     }
                     return true;
                 }
-                Err(StartError::NoRecord) if self.path == Path::Hardware => return false,
                 Err(StartError::Invalid) => {
                     self.finish(op, vdm_operation_result::VDM_ERROR_JOB_CORRUPTED);
                     return true;
                 }
-                // Busy (AUTO), Unsupported (any path), NoRecord (AUTO): CPU.
-                Err(_) => {}
+                // Busy (AUTO) and Unsupported (any path): the CPU.
+                Err(StartError::Busy | StartError::Unsupported) => {}
             }
         }
         // SAFETY: forwarded caller contract; `decode` checked the ranges.
@@ -282,7 +284,7 @@ impl DmlMover {
         true
     }
 
-    fn finish(&self, op: &DmlOp, r: vdm_operation_result) {
+    fn finish(&self, op: &DsaOp, r: vdm_operation_result) {
         op.result.store(r as u32, Ordering::Relaxed);
         op.state.store(ST_DONE, Ordering::Release);
     }
@@ -293,17 +295,22 @@ impl DmlMover {
     ///
     /// # Safety
     /// As for [`op_start`](Self::op_start).
-    pub unsafe fn op_check(&self, op: &DmlOp) -> u32 {
+    pub unsafe fn op_check(&self, op: &DsaOp) -> u32 {
         match op.state.load(Ordering::Acquire) {
             ST_DONE => return COMPLETE,
             ST_IDLE => return IDLE,
             _ => {}
         }
-        let e = self.engine.as_ref().expect("device op without an engine");
-        // SAFETY: only the polling thread touches the cells.
-        let (h, decoded) = unsafe { (&mut *op.handle.get(), (*op.op.get()).expect("started op")) };
-        let h = h.as_mut().expect("device op has a handle");
-        let result = match e.poll(h) {
+        let Some(e) = self.engine.as_ref() else {
+            // A device state without an engine cannot happen; report it
+            // rather than wait for ever.
+            self.finish(op, vdm_operation_result::VDM_ERROR_JOB_CORRUPTED);
+            return COMPLETE;
+        };
+        // SAFETY: only the polling thread touches the cell.
+        let decoded = unsafe { *op.op.get() };
+        // SAFETY: a started record of this mover, polled by this thread.
+        let result = match unsafe { e.poll_op(&op.dev) } {
             Poll::Running => return RUNNING,
             Poll::Done => {
                 if !e.caps().durable_by_device {
@@ -331,19 +338,20 @@ impl DmlMover {
     /// `op` must be a record of this mover that is not used afterwards.
     pub unsafe fn op_delete(
         &self,
-        op: &DmlOp,
+        op: &DsaOp,
         operation: &vdm_operation,
         output: &mut vdm_operation_output,
     ) {
-        // SAFETY: only the polling thread touches the cells.
-        let h = unsafe { (*op.handle.get()).take() };
         let result = match op.state.load(Ordering::Acquire) {
             ST_DONE => op.result.load(Ordering::Relaxed),
             _ => vdm_operation_result::VDM_ERROR_JOB_CORRUPTED as u32,
         };
-        if let (Some(h), Some(e)) = (h, self.engine.as_ref()) {
-            e.release(h);
+        if let Some(e) = self.engine.as_ref() {
+            // SAFETY: the record is this mover's, used by this thread only;
+            // releasing an unused record does nothing.
+            unsafe { e.release_op(&op.dev) };
         }
+        op.state.store(ST_IDLE, Ordering::Relaxed);
         fill_output(operation, output, result);
         // SAFETY: forwarded caller contract.
         unsafe { self.pool.free(op) };
@@ -355,36 +363,22 @@ impl DmlMover {
     }
 }
 
-/// The engine's view of a decoded operation. `flush_flags` are the flags
-/// of a flush (which `cpu::Op::Flush` does not carry).
-fn device_op(op: &cpu::Op, flush_flags: u64) -> dsa::Op {
-    let hints = |flags: u64| Hints {
-        durable: flags & cpu::F_MEM_DURABLE != 0,
-        no_cache: flags & cpu::F_NO_CACHE_HINT != 0,
-    };
-    match *op {
-        cpu::Op::Copy { dst, src, n, flags } | cpu::Op::Move { dst, src, n, flags } => {
-            dsa::Op::copy(dst as usize, src as usize, n, hints(flags))
-        }
-        cpu::Op::Set {
-            dst,
-            byte,
-            n,
-            flags,
-        } => dsa::Op::fill(dst as usize, byte, n, hints(flags)),
-        // As upstream: a flush keeps the lines cached (CC, "don't
-        // invalidate") unless VDM_F_NO_CACHE_HINT asks otherwise.
-        cpu::Op::Flush { dst, n } => dsa::Op::flush(dst as usize, n, hints(flush_flags)),
-    }
-}
-
-/// The flags of a flush operation (0 for other types).
-fn flush_flags(operation: &vdm_operation) -> u64 {
-    if cpu::raw_type(operation) == crate::abi::vdm_operation_type::VDM_OPERATION_FLUSH as u32 {
-        // SAFETY: plain-data union member selected by the type field.
-        unsafe { operation.data.flush.flags }
-    } else {
-        0
+impl Drop for DsaMover {
+    /// Futures should be complete before their mover is deleted; those that
+    /// are not may still have descriptors in the device, which writes their
+    /// records. Wait for each (the engine drives it to its end), then let
+    /// every reclaim scan that may hold a record's address finish, and only
+    /// then free the records.
+    fn drop(&mut self) {
+        let Some(e) = self.engine.as_ref() else {
+            return;
+        };
+        self.pool.for_each(|op| {
+            // SAFETY: `&mut self`: no thread polls this mover's futures
+            // any more, so this thread has exclusive use of every record.
+            unsafe { e.release_op(&op.dev) };
+        });
+        e.quiesce();
     }
 }
 
@@ -392,37 +386,30 @@ fn flush_flags(operation: &vdm_operation) -> u64 {
 ///
 /// # Safety
 /// The destination range must be mapped.
-unsafe fn durable_writeback(op: &cpu::Op) {
-    match *op {
-        cpu::Op::Copy { dst, n, flags, .. }
-        | cpu::Op::Move { dst, n, flags, .. }
-        | cpu::Op::Set { dst, n, flags, .. } => {
-            // SAFETY: caller's contract.
-            unsafe { cpu::durable(dst, n, flags) }
-        }
-        cpu::Op::Flush { .. } => {}
+unsafe fn durable_writeback(op: &Op) {
+    if op.hints.durable && op.kind != OpKind::Flush {
+        // SAFETY: caller's contract.
+        unsafe { cpu::flush(op.dst as *const u8, op.len) }
     }
 }
 
-/// Run what the device left on the CPU, then make it durable if asked.
+/// Run what the device left on the CPU, then make the whole destination
+/// durable if asked.
 ///
 /// # Safety
 /// The remainder must lie inside `whole`'s buffers, valid as its type
 /// implies, and no longer be touched by the device.
-unsafe fn run_remainder(rem: &dsa::Remainder, whole: &cpu::Op) {
+unsafe fn run_remainder(rem: &Remainder, whole: &Op) {
     for part in rem.ops() {
-        // SAFETY: caller's contract for each part.
-        unsafe {
-            match part.kind {
-                dsa::OpKind::Copy => {
-                    libc::memmove(part.dst as *mut _, part.src as *const _, part.len);
-                }
-                dsa::OpKind::Fill => {
-                    libc::memset(part.dst as *mut _, i32::from(part.pattern as u8), part.len);
-                }
-                dsa::OpKind::Flush => cpu::flush(part.dst as *const u8, part.len),
-            }
+        let mut part = *part;
+        // An overlapping remainder runs as a move; durability is handled
+        // once for the whole destination below.
+        if part.kind == OpKind::Copy && part.overlaps() {
+            part.kind = OpKind::Move;
         }
+        part.hints.durable = false;
+        // SAFETY: caller's contract for each part.
+        unsafe { cpu::run(&part) };
     }
     // SAFETY: caller's contract.
     unsafe { durable_writeback(whole) };

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use super::engine::{Engine, EngineOptions, OpHandle, Poll};
+use super::engine::{DeviceOp, Engine, EngineOptions, Poll, StartError};
+use super::Op;
 use crate::mover::dsa::emu::{EmuConfig, EmuDevice};
 
 /// A directory under the system temp dir, removed on drop.
@@ -55,6 +56,83 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// A test's own operation record (a mover keeps its records in its pool;
+/// tests keep each in a box). Drop releases it, waiting for the device.
+pub struct OpHandle {
+    rec: Box<DeviceOp>,
+    engine: *const Engine,
+}
+
+impl core::fmt::Debug for OpHandle {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "OpHandle({:p})", &*self.rec)
+    }
+}
+
+/// Handles are equal only to themselves (each owns its record), which is
+/// all `assert_eq!` on a `Result<OpHandle, _>` needs.
+impl PartialEq for OpHandle {
+    fn eq(&self, other: &Self) -> bool {
+        core::ptr::eq(&*self.rec, &*other.rec)
+    }
+}
+
+// SAFETY: the record is owned by the handle and used by one thread at a
+// time (the handle's holder); the engine pointer is only dereferenced
+// while the engine outlives the handle (every test releases its handles
+// before dropping the engine).
+unsafe impl Send for OpHandle {}
+
+impl Drop for OpHandle {
+    fn drop(&mut self) {
+        // SAFETY: see the `Send` impl; releasing an unused record does
+        // nothing.
+        unsafe { (*self.engine).release_op(&self.rec) };
+    }
+}
+
+/// The engine driven through test-owned records, with the handle-based
+/// calls the tests are written in.
+pub trait Drive {
+    /// Starts `op` on a fresh record.
+    ///
+    /// # Safety
+    /// As for [`Engine::start_op`]'s buffer contract.
+    unsafe fn start(&self, op: &Op, queue: bool) -> Result<OpHandle, StartError>;
+    fn poll(&self, h: &mut OpHandle) -> Poll;
+    fn wait(&self, h: &mut OpHandle) -> Poll;
+    fn release(&self, h: OpHandle);
+    fn monitor_of(&self, h: &OpHandle) -> *const u64;
+}
+
+impl Drive for Engine {
+    unsafe fn start(&self, op: &Op, queue: bool) -> Result<OpHandle, StartError> {
+        let rec = Box::new(DeviceOp::default());
+        // SAFETY: a fresh record owned by this thread; the buffers are the
+        // caller's contract.
+        unsafe { self.start_op(&rec, op, queue) }?;
+        Ok(OpHandle { rec, engine: self })
+    }
+
+    fn poll(&self, h: &mut OpHandle) -> Poll {
+        // SAFETY: the handle owns its started record; `&mut` is exclusive.
+        unsafe { self.poll_op(&h.rec) }
+    }
+
+    fn wait(&self, h: &mut OpHandle) -> Poll {
+        // SAFETY: as for `poll`.
+        unsafe { self.wait_op(&h.rec) }
+    }
+
+    fn release(&self, h: OpHandle) {
+        drop(h);
+    }
+
+    fn monitor_of(&self, h: &OpHandle) -> *const u64 {
+        self.monitor_addr(&h.rec)
+    }
+}
+
 /// Poll until the op ends, then release it.
 pub fn finish(eng: &Engine, mut h: OpHandle) -> Poll {
     let p = eng.wait(&mut h);
@@ -66,7 +144,7 @@ pub fn finish(eng: &Engine, mut h: OpHandle) -> Poll {
 /// when the monitor word is non-zero. Panics if the word stays 0 for 10 s
 /// (the op would never be polled again: a contract violation).
 pub fn finish_watching(eng: &Engine, mut h: OpHandle) -> Poll {
-    let word = eng.monitor_addr(&h);
+    let word = eng.monitor_of(&h);
     loop {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         // SAFETY: the monitor word stays valid until `release` below.

@@ -89,8 +89,8 @@ fn memory_effects_and_success_records() {
     let r = run(
         &d,
         &Descriptor::memmove(
-            src.as_ptr() as u64,
             dst.as_mut_ptr() as u64,
+            src.as_ptr() as u64,
             5000,
             cr.addr(),
             flags(),
@@ -101,8 +101,8 @@ fn memory_effects_and_success_records() {
     let r = run(
         &d,
         &Descriptor::memfill(
-            0x0807_0605_0403_0201,
             dst.as_mut_ptr() as u64 + 1,
+            0x0807_0605_0403_0201,
             17,
             cr.addr(),
             flags(),
@@ -138,7 +138,7 @@ fn validation_uses_the_real_status_codes() {
     let cr = CrCell::default();
     let mut buf = vec![0u8; 8192];
     let b = buf.as_mut_ptr() as u64;
-    let mv = |f: u32, n: u32| Descriptor::memmove(b, b + 4096, n, cr.addr(), f);
+    let mv = |f: u32, n: u32| Descriptor::memmove(b + 4096, b, n, cr.addr(), f);
     let mut reserved = mv(flags(), 8);
     reserved.pasid_priv = 1 << 20;
     let mut privileged = mv(flags(), 8);
@@ -164,11 +164,11 @@ fn validation_uses_the_real_status_codes() {
         (mv(flags(), 0), status::XFER_ERANGE),
         (mv(flags(), 4097), status::XFER_ERANGE),
         (
-            Descriptor::memmove(b, b + 8, 100, cr.addr(), flags()),
+            Descriptor::memmove(b + 8, b, 100, cr.addr(), flags()),
             status::OVERLAP_BUFFERS,
         ),
         (
-            Descriptor::memmove(u64::MAX - 10, b, 100, cr.addr(), flags()),
+            Descriptor::memmove(b, u64::MAX - 10, 100, cr.addr(), flags()),
             status::TRANSLATION_FAIL,
         ),
         (
@@ -203,7 +203,7 @@ fn validation_uses_the_real_status_codes() {
     });
     let r = run(
         &bare,
-        &Descriptor::memmove(b, b + 4096, 8, cr.addr(), flags() | flag::DRDBK | flag::CC),
+        &Descriptor::memmove(b + 4096, b, 8, cr.addr(), flags() | flag::DRDBK | flag::CC),
     );
     assert_eq!(
         (r.status, r.invalid_flags()),
@@ -212,7 +212,7 @@ fn validation_uses_the_real_status_codes() {
     let full = dev(EmuConfig::default());
     let r = run(
         &full,
-        &Descriptor::memmove(b, b + 4096, 8, cr.addr(), flags() | flag::DRDBK | flag::CC),
+        &Descriptor::memmove(b + 4096, b, 8, cr.addr(), flags() | flag::DRDBK | flag::CC),
     );
     assert_eq!(r.status, status::SUCCESS);
     // BOF is accepted where the WQ enables it.
@@ -223,7 +223,7 @@ fn validation_uses_the_real_status_codes() {
     assert_eq!(
         run(
             &bof,
-            &Descriptor::memmove(b, b + 4096, 8, cr.addr(), flags() | flag::BOF)
+            &Descriptor::memmove(b + 4096, b, 8, cr.addr(), flags() | flag::BOF)
         )
         .status,
         1
@@ -237,7 +237,7 @@ fn completion_record_rules() {
     let b = buf.as_mut_ptr() as u64;
     // RCR clear: no record on success, a record on error.
     let cr = CrCell::default();
-    let desc = Descriptor::memfill(0x1111_1111_1111_1111, b, 8, cr.addr(), flag::CRAV);
+    let desc = Descriptor::memfill(b, 0x1111_1111_1111_1111, 8, cr.addr(), flag::CRAV);
     // SAFETY: `buf` and `cr` outlive the operation (waited for below).
     assert_eq!(unsafe { d.submit(&desc) }, Ok(Submitted::Accepted));
     while d.outstanding() > 0 {
@@ -245,7 +245,7 @@ fn completion_record_rules() {
     }
     assert_eq!(buf[0], 0x11);
     assert_eq!(cr.status(), 0, "no record for a success without RCR");
-    let r = run(&d, &Descriptor::memfill(0, b, 0, cr.addr(), flag::CRAV));
+    let r = run(&d, &Descriptor::memfill(b, 0, 0, cr.addr(), flag::CRAV));
     assert_eq!(
         r.status,
         status::XFER_ERANGE,
@@ -256,8 +256,8 @@ fn completion_record_rules() {
     // SAFETY: as above.
     let _ = unsafe {
         d.submit(&Descriptor::memfill(
-            0x2222_2222_2222_2222,
             b,
+            0x2222_2222_2222_2222,
             8,
             never.addr(),
             flag::RCR,
@@ -393,14 +393,14 @@ fn batches_run_elements_with_their_own_records() {
     ];
     let list = [
         Descriptor::memfill(
-            0x0101_0101_0101_0101,
             b,
+            0x0101_0101_0101_0101,
             64,
             els[0].addr(),
             flags() | flag::FENCE,
         ),
         Descriptor::batch(inner.as_ptr() as u64, 2, els[1].addr()),
-        Descriptor::memfill(0x0202_0202_0202_0202, b + 64, 0, els[2].addr(), flags()),
+        Descriptor::memfill(b + 64, 0x0202_0202_0202_0202, 0, els[2].addr(), flags()),
     ];
     let cr = CrCell::default();
     let r = run(&d, &Descriptor::batch(list.as_ptr() as u64, 3, cr.addr()));
@@ -476,7 +476,7 @@ fn residency_faults_in_both_directions() {
     // Ascending into untouched page 2: nothing done, write fault at dst.
     let r = run(
         &d,
-        &Descriptor::memmove(base, base + 2 * ps, 100, cr.addr(), flags()),
+        &Descriptor::memmove(base + 2 * ps, base, 100, cr.addr(), flags()),
     );
     assert_eq!(
         (r.status, r.result, r.bytes_completed, r.fault_addr),
@@ -487,14 +487,14 @@ fn residency_faults_in_both_directions() {
     // the highest untouched byte, having done nothing.
     let r = run(
         &d,
-        &Descriptor::memmove(base, base + 100, ps as u32, cr.addr(), flags()),
+        &Descriptor::memmove(base + 100, base, ps as u32, cr.addr(), flags()),
     );
     assert_eq!((r.status, r.result, r.bytes_completed), (0x83, 1, 0));
     assert_eq!(r.fault_addr, base + 100 + ps - 1);
     // Read fault: untouched source page 3 into resident page 0.
     let r = run(
         &d,
-        &Descriptor::memmove(base + 3 * ps + 8, base, 64, cr.addr(), flags()),
+        &Descriptor::memmove(base, base + 3 * ps + 8, 64, cr.addr(), flags()),
     );
     assert_eq!(
         (r.status, r.bytes_completed, r.fault_addr),
@@ -504,7 +504,7 @@ fn residency_faults_in_both_directions() {
     // untouched page 1; the first 300 bytes are done.
     let r = run(
         &d,
-        &Descriptor::memmove(base, base + ps - 300, 1000, cr.addr(), flags()),
+        &Descriptor::memmove(base + ps - 300, base, 1000, cr.addr(), flags()),
     );
     assert_eq!(
         (r.status, r.result, r.bytes_completed, r.fault_addr),
@@ -531,8 +531,8 @@ fn injected_faults_hit_offset_zero_and_mid_page() {
         let r = run(
             &d,
             &Descriptor::memmove(
-                src.as_ptr() as u64,
                 dst.as_mut_ptr() as u64,
+                src.as_ptr() as u64,
                 20_000,
                 cr.addr(),
                 flags(),

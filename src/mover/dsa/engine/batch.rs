@@ -21,6 +21,7 @@ use crossbeam_queue::ArrayQueue;
 
 use super::super::hw::completion::CrCell;
 use super::super::hw::descriptor::Descriptor;
+use super::credits::MAX_BATCH_GEN;
 
 /// Most elements per batch (the list is 4 KiB).
 pub const MAX_ELEMENTS: usize = 64;
@@ -63,8 +64,6 @@ pub struct BatchRec {
     pub cr: CrCell,
     pub pad_cr: CrCell,
     pub state: AtomicU64,
-    /// Op record index of each element.
-    pub members: [AtomicU32; MAX_ELEMENTS],
     /// Credit slot of the submitted batch.
     pub credit_pos: AtomicU32,
 }
@@ -89,7 +88,6 @@ impl Default for BatchRec {
                 }
                 .encode(),
             ),
-            members: core::array::from_fn(|_| AtomicU32::new(u32::MAX)),
             credit_pos: AtomicU32::new(0),
         }
     }
@@ -140,9 +138,9 @@ impl Batches {
         }
     }
 
-    /// Append `desc` for op record `member`; returns the batch index and
-    /// generation, or `None` when no batch record is available.
-    pub fn append(&self, member: u32, desc: &Descriptor) -> Option<(u32, u32)> {
+    /// Append `desc`; returns the batch index and generation, or `None`
+    /// when no batch record is available.
+    pub fn append(&self, desc: &Descriptor) -> Option<(u32, u32)> {
         loop {
             let o = self.open.load(Ordering::Acquire);
             if o == 0 {
@@ -202,7 +200,6 @@ impl Batches {
             // the only writer of `list[i]`, and nobody reads it before the
             // writer count drops back (below).
             unsafe { *rec.list[i].get() = *desc };
-            rec.members[i].store(member, Ordering::Relaxed);
             rec.state.fetch_sub(1 << 16, Ordering::Release);
             if reserved.count == self.cap {
                 let _ = self
@@ -297,8 +294,8 @@ impl Batches {
         rec.cr.clear();
         rec.pad_cr.clear();
         // Generations double as credit-tag sequences: keep them in
-        // 1..u32::MAX.
-        let g = if gen >= u32::MAX - 1 { 1 } else { gen + 1 };
+        // 1..=MAX_BATCH_GEN.
+        let g = if gen >= MAX_BATCH_GEN { 1 } else { gen + 1 };
         let next = State {
             gen: g,
             phase: FREE,
@@ -309,11 +306,14 @@ impl Batches {
         let _ = self.free.push(b);
     }
 
-    /// The element count and member op indices of a batch.
-    pub fn members(&self, b: u32) -> impl Iterator<Item = u32> + '_ {
+    /// The descriptors appended to batch `b` so far (tests only: the
+    /// list is read without claiming the batch).
+    #[cfg(test)]
+    pub fn elements(&self, b: u32) -> Vec<Descriptor> {
         let rec = &self.recs[b as usize];
         let n = rec.load().count as usize;
-        rec.members[..n].iter().map(|m| m.load(Ordering::Relaxed))
+        // SAFETY: test callers read only batches no thread appends to.
+        (0..n).map(|i| unsafe { *rec.list[i].get() }).collect()
     }
 
     /// Records not in use.
@@ -341,10 +341,10 @@ mod tests {
     #[test]
     fn append_fills_then_seals_and_opens_a_new_batch() {
         let bs = Batches::new(3, 4);
-        let d = Descriptor::noop(0x40);
+        let d = |m: u64| Descriptor::noop(0x40 * (m + 1));
         let mut got = Vec::new();
         for m in 0..9 {
-            got.push(bs.append(m, &d).unwrap());
+            got.push(bs.append(&d(m)).unwrap());
         }
         // 4 + 4 + 1 elements in three batches; the first two sealed.
         assert!(got[..4].iter().all(|&x| x == got[0]));
@@ -353,19 +353,20 @@ mod tests {
         assert_ne!(got[8], got[4]);
         let (b0, g0) = got[0];
         assert_eq!(bs.recs[b0 as usize].load().phase, SEALED);
-        assert_eq!(bs.members(b0).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+        let addrs: Vec<u64> = bs.elements(b0).iter().map(|e| e.completion_addr).collect();
+        assert_eq!(addrs, vec![0x40, 0x80, 0xc0, 0x100]);
         // No record left once the third batch fills up.
         for m in 9..12 {
-            assert!(bs.append(m, &d).is_some());
+            assert!(bs.append(&d(m)).is_some());
         }
-        assert!(bs.append(12, &d).is_none());
+        assert!(bs.append(&d(12)).is_none());
         assert_eq!(bs.claim(b0, g0), Some(4));
         assert_eq!(bs.claim(b0, g0), None, "claimed once");
         bs.set_phase(b0, g0, SUBMITTED);
         bs.recycle(b0, g0);
         assert_eq!(bs.recs[b0 as usize].gen(), g0 + 1);
         assert_eq!(bs.claim(b0, g0), None, "stale generation");
-        assert!(bs.append(12, &d).is_some());
+        assert!(bs.append(&d(12)).is_some());
     }
 
     #[test]
@@ -379,7 +380,7 @@ mod tests {
                     for i in 0..2000u32 {
                         let m = t * 10_000 + i;
                         let d = Descriptor::noop(u64::from(m) * 32);
-                        placed.push((m, bs.append(m, &d).unwrap()));
+                        placed.push((m, bs.append(&d).unwrap()));
                     }
                     placed
                 })
@@ -393,17 +394,15 @@ mod tests {
         // its own descriptor.
         let mut seen = std::collections::HashSet::new();
         for b in 0..bs.recs.len() as u32 {
-            let rec = &bs.recs[b as usize];
-            for (i, m) in bs.members(b).enumerate() {
-                // SAFETY: all appenders have joined; nobody writes the list.
-                let d = unsafe { *rec.list[i].get() };
-                assert_eq!(d.completion_addr, u64::from(m) * 32);
-                assert!(seen.insert(m));
+            for d in bs.elements(b) {
+                assert_eq!(d.completion_addr % 32, 0);
+                assert!(seen.insert(d.completion_addr / 32));
             }
         }
         assert_eq!(seen.len(), all.len());
         for (m, (b, _)) in all {
-            assert!(bs.members(b).any(|x| x == m));
+            let addr = u64::from(m) * 32;
+            assert!(bs.elements(b).iter().any(|d| d.completion_addr == addr));
         }
     }
 }

@@ -6,11 +6,10 @@ use std::sync::atomic::Ordering;
 
 use super::super::hw::completion::{status, CompletionRecord};
 use super::fault;
-use super::progress::OpKind;
-use super::{Engine, FailReason, Failure, Job, OpRec, Phase};
+use super::{DeviceOp, Engine, FailReason, Failure, Job, Phase};
 
 impl Engine {
-    pub(super) fn fail(&self, rec: &OpRec, job: &mut Job, reason: FailReason, partial: bool) {
+    pub(super) fn fail(&self, rec: &DeviceOp, job: &mut Job, reason: FailReason, partial: bool) {
         let remaining = job.progress.remainder();
         job.phase = Phase::Failed(Failure {
             reason,
@@ -23,7 +22,7 @@ impl Engine {
     }
 
     /// Act on the written completion record of the current piece.
-    pub(super) fn complete_piece(&self, rec: &OpRec, job: &mut Job, r: &CompletionRecord) {
+    pub(super) fn complete_piece(&self, rec: &DeviceOp, job: &mut Job, r: &CompletionRecord) {
         match r.code() {
             status::SUCCESS | status::SUCCESS_PRED => {
                 job.repeats = 0;
@@ -77,17 +76,17 @@ impl Engine {
 
     /// Status 0x03: account for the bytes done, make the page present,
     /// resubmit the rest (DSA.md 4.4).
-    pub(super) fn resume_fault(&self, rec: &OpRec, job: &mut Job, r: &CompletionRecord) {
+    pub(super) fn resume_fault(&self, rec: &DeviceOp, job: &mut Job, r: &CompletionRecord) {
         let piece = job.progress.piece_op();
         let write = r.write_fault();
-        let base = if !write && piece.kind == OpKind::Copy {
+        let base = if !write && piece.has_source() {
             piece.src
         } else {
             piece.dst
         } as u64;
         let inside = r.fault_addr >= base && r.fault_addr - base < piece.len as u64;
         let bc = u64::from(r.bytes_completed);
-        let from_end = piece.kind == OpKind::Copy && r.result & 1 == 1;
+        let from_end = piece.has_source() && r.result & 1 == 1;
         if !inside || job.progress.partial(bc, from_end).is_err() {
             self.fail(rec, job, FailReason::Inconsistent, true);
             return;

@@ -4,27 +4,72 @@
 //! and a dropped descriptor never writes its completion record. The engine
 //! therefore holds one credit per descriptor it has submitted and whose
 //! completion record it has not yet observed; there are exactly WQ `size`
-//! credits. Each credit is a registry slot holding a tag (record index and
-//! submission sequence), so any thread can find completed descriptors and
+//! credits. Each credit is a registry slot holding a tag that names what
+//! holds it (an operation's record by address, or a batch by index) and a
+//! sequence number, so any thread can find completed descriptors and
 //! return their credits even when their owners do not poll (the reclaim
-//! scan in `engine.rs`). Tags make stale releases fail: a slot is freed
+//! scan in `submit.rs`). Tags make stale releases fail: a slot is freed
 //! only by a compare-exchange on the exact tag it was taken with.
+//!
+//! Tag layout: bit 63 clear, an operation: bits 0-41 the record address
+//! divided by 64 (records are 64-byte aligned and below 2^48), bits 42-62
+//! the sequence (1..=[`MAX_SEQ`]). Bit 63 set, a batch: bits 0-31 its
+//! index, bits 32-62 its generation. Neither is ever 0 (a free slot) or
+//! [`CLAIMED`].
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Slot value while a thread retires a batch found in it.
 pub const CLAIMED: u64 = u64::MAX;
 
-/// Build a tag: never 0 (free) and never [`CLAIMED`] for `seq` in
-/// `1..u32::MAX`.
-pub fn tag(record: u32, seq: u32) -> u64 {
-    debug_assert!(seq != 0 && seq != u32::MAX);
-    (u64::from(seq) << 32) | u64::from(record)
+/// Largest operation sequence number in a tag.
+pub const MAX_SEQ: u32 = (1 << 21) - 1;
+
+const BATCH: u64 = 1 << 63;
+const ADDR_BITS: u32 = 42;
+
+/// The tag of an operation record at `addr` (64-byte aligned) for its
+/// descriptor number `seq` (`1..=MAX_SEQ`); `None` for an address a tag
+/// cannot hold.
+pub fn tag_op(addr: usize, seq: u32) -> Option<u64> {
+    debug_assert!((1..=MAX_SEQ).contains(&seq));
+    let a = addr as u64;
+    if !a.is_multiple_of(64) || a >> 6 >= 1 << ADDR_BITS {
+        return None;
+    }
+    Some(u64::from(seq) << ADDR_BITS | a >> 6)
 }
 
-/// The record index of a tag.
-pub fn tag_record(t: u64) -> u32 {
-    t as u32
+/// Largest batch generation in a tag.
+pub const MAX_BATCH_GEN: u32 = 0x7fff_ffff;
+
+/// The tag of batch `index` in generation `gen` (`1..=MAX_BATCH_GEN`).
+pub fn tag_batch(index: u32, gen: u32) -> u64 {
+    debug_assert!((1..=MAX_BATCH_GEN).contains(&gen));
+    BATCH | u64::from(gen & MAX_BATCH_GEN) << 32 | u64::from(index)
+}
+
+/// What a tag names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Holder {
+    /// The operation record at this address.
+    Op(usize),
+    /// The batch with this index.
+    Batch(u32),
+}
+
+/// The holder named by a tag that is neither 0 nor [`CLAIMED`].
+pub fn holder(t: u64) -> Holder {
+    if t & BATCH != 0 {
+        Holder::Batch(t as u32)
+    } else {
+        Holder::Op(((t & ((1 << ADDR_BITS) - 1)) << 6) as usize)
+    }
+}
+
+/// The generation in a batch tag.
+pub fn batch_gen(t: u64) -> u32 {
+    ((t & !BATCH) >> 32) as u32
 }
 
 /// A fixed set of credits.
@@ -136,7 +181,7 @@ mod tests {
     #[test]
     fn never_more_than_capacity_and_stale_releases_fail() {
         let c = Credits::new(3);
-        let t: Vec<u64> = (1..=4).map(|s| tag(7, s)).collect();
+        let t: Vec<u64> = (1..=4).map(|s| tag_op(7 * 64, s).unwrap()).collect();
         let a = c.try_acquire(t[0]).unwrap();
         let b = c.try_acquire(t[1]).unwrap();
         let d = c.try_acquire(t[2]).unwrap();
@@ -157,6 +202,25 @@ mod tests {
     }
 
     #[test]
+    fn tags_name_their_holder_and_are_never_free_or_claimed() {
+        let addr = 0x7fff_ffff_ffc0usize;
+        for seq in [1, 2, MAX_SEQ] {
+            let t = tag_op(addr, seq).unwrap();
+            assert!(t != 0 && t != CLAIMED);
+            assert_eq!(holder(t), Holder::Op(addr));
+        }
+        assert_ne!(tag_op(addr, 1), tag_op(addr, 2));
+        assert_eq!(tag_op(addr + 8, 1), None, "unaligned");
+        assert_eq!(tag_op(1 << 48, 1), None, "above 2^48");
+        for (b, gen) in [(0, 1), (5, 77), (u32::MAX - 1, MAX_BATCH_GEN)] {
+            let t = tag_batch(b, gen);
+            assert!(t != 0 && t != CLAIMED);
+            assert_eq!(holder(t), Holder::Batch(b));
+            assert_eq!(batch_gen(t), gen);
+        }
+    }
+
+    #[test]
     fn concurrent_acquire_release_keeps_the_bound() {
         let c = Arc::new(Credits::new(4));
         let held = Arc::new(AtomicU32::new(0));
@@ -167,7 +231,7 @@ mod tests {
                 std::thread::spawn(move || {
                     let mut seq = 1;
                     for _ in 0..20_000 {
-                        let t = tag(th, seq);
+                        let t = tag_op(64 * (th as usize + 1), seq).unwrap();
                         seq = seq % 1000 + 1;
                         if let Some(p) = c.try_acquire(t) {
                             let h = held.fetch_add(1, Ordering::SeqCst) + 1;

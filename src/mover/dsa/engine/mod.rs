@@ -1,7 +1,10 @@
 //! The DSA engine: runs operations on one work queue through a [`Portal`].
 //!
-//! It owns a table of op records (each with its completion record at a
-//! stable address), the WQ credits, and the batch records. An operation is
+//! It owns the WQ credits and the batch records. It owns no per-operation
+//! records: each operation's state and completion record is a [`DeviceOp`]
+//! that lives inside the mover's own op record (one record per operation,
+//! one bound: the mover's), at a stable address from `start_op` until
+//! `release_op` returns. An operation is
 //! split into pieces of at most the WQ's max transfer size; each piece is
 //! one descriptor, submitted directly when a credit is free or appended to
 //! a batch when the WQ is full. Polling an op observes its completion
@@ -10,15 +13,16 @@
 //! submits the next piece. Anything the device cannot finish comes back as
 //! [`Poll::Failed`] with the exact remaining work.
 //!
-//! Handles are unique (`OpHandle` is not `Clone`) and carry a generation,
-//! so a handle never refers to another operation's record; the record (and
-//! so the monitor address) stays valid until [`Engine::release`].
+//! Credits name the `DeviceOp` holding them by address (see
+//! `credits.rs`), so any thread can return the credit of a descriptor whose
+//! record is written. Those reads of other operations' records happen
+//! under the engine's scan lock; a mover frees its records only after
+//! [`Engine::quiesce`], which waits out every scan that may still hold one
+//! of their addresses.
 
 use core::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
-
-use crossbeam_queue::ArrayQueue;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use crate::mover::dsa::hw::completion::{status, CrCell};
 use crate::mover::dsa::hw::descriptor::opcode;
@@ -40,8 +44,6 @@ pub enum BatchPolicy {
 /// Engine tuning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EngineOptions {
-    /// Operations that can exist at once (op records).
-    pub max_ops: u32,
     pub batch: BatchPolicy,
     /// Elements per batch (capped by the WQ's max_batch_size and 64).
     pub batch_elements: u32,
@@ -53,7 +55,6 @@ pub struct EngineOptions {
 impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions {
-            max_ops: 16384,
             batch: BatchPolicy::WhenBusy,
             batch_elements: 32,
             fault_retries: 64,
@@ -69,8 +70,6 @@ pub enum StartError {
     Unsupported,
     /// Address range wraps around.
     Invalid,
-    /// All op records are in use.
-    NoRecord,
     /// No credit free and queueing was not requested.
     Busy,
 }
@@ -120,15 +119,6 @@ pub enum Poll {
     Running,
     Done,
     Failed(Failure),
-}
-
-/// A started operation. Unique; give it back with [`Engine::release`].
-#[derive(Debug, PartialEq, Eq)]
-#[must_use = "an operation handle must be released"]
-pub struct OpHandle {
-    idx: u32,
-    gen: u32,
-    engine: u32,
 }
 
 /// What the engine can do, for a mover choosing paths.
@@ -187,19 +177,27 @@ struct Owned {
     job: Option<Job>,
 }
 
+/// One operation's device state: its completion record (whose address
+/// goes into every descriptor of the operation) and its progress. It lives
+/// in the mover's op record; the engine never allocates one.
 #[repr(C, align(64))]
 #[derive(Default)]
-struct OpRec {
+pub struct DeviceOp {
     cr: CrCell,
-    gen: AtomicU32,
     owned: UnsafeCell<Owned>,
 }
 
-// SAFETY: `owned` is only accessed by the holder of the unique `OpHandle`
-// of the current generation (through `&mut OpHandle`), or by the engine
-// while the record is free (between `release` and the next `start`, with
-// the free queue handing it to one thread). Everything else is atomic.
-unsafe impl Sync for OpRec {}
+// SAFETY: `owned` is only accessed through the engine's `*_op` methods,
+// whose contract gives one thread at a time exclusive use of a record;
+// other threads only read `cr`, which is atomic.
+unsafe impl Sync for DeviceOp {}
+
+impl DeviceOp {
+    /// The record's address as credits and batches store it.
+    fn addr(&self) -> usize {
+        self as *const DeviceOp as usize
+    }
+}
 
 pub mod batch;
 mod complete;
@@ -208,10 +206,10 @@ pub mod fault;
 pub mod progress;
 mod submit;
 
-static NEXT_ID: AtomicU32 = AtomicU32::new(1);
-
+/// Submission sequence numbers of an op's descriptors, in
+/// `1..=credits::MAX_SEQ`.
 fn next_seq(s: u32) -> u32 {
-    if s >= u32::MAX - 1 {
+    if s >= credits::MAX_SEQ {
         1
     } else {
         s + 1
@@ -220,13 +218,13 @@ fn next_seq(s: u32) -> u32 {
 
 /// A DSA work queue driver.
 pub struct Engine {
-    id: u32,
     cfg: WqConfig,
     portal: Arc<dyn Portal>,
     opts: EngineOptions,
     max_piece: u64,
-    ops: Box<[OpRec]>,
-    free_ops: ArrayQueue<u32>,
+    /// Held (shared) by every reclaim scan, which reads the records that
+    /// credits name; taken exclusively by [`Engine::quiesce`].
+    scan: RwLock<()>,
     credits: Credits,
     batches: Batches,
     batching: AtomicBool,
@@ -247,19 +245,12 @@ impl Engine {
             .min(batch::MAX_ELEMENTS as u32);
         let batching = opts.batch != BatchPolicy::Off && cfg.batch_supported() && elements >= 2;
         let nbatches = if batching { credits * 2 + 16 } else { 1 };
-        let max_ops = opts.max_ops.clamp(1, 1 << 24);
-        let free_ops = ArrayQueue::new(max_ops as usize);
-        for i in 0..max_ops {
-            let _ = free_ops.push(i);
-        }
         let max_piece = cfg.max_transfer_size.clamp(1, 1 << 31);
         Engine {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             portal,
             opts,
             max_piece,
-            ops: (0..max_ops).map(|_| OpRec::default()).collect(),
-            free_ops,
+            scan: RwLock::new(()),
             credits: Credits::new(credits),
             batches: Batches::new(nbatches, elements.max(2)),
             batching: AtomicBool::new(batching),
@@ -310,22 +301,26 @@ impl Engine {
         }
     }
 
-    /// Start an operation. With `queue`, an operation that finds the WQ
-    /// full is kept (in a batch, or for a later poll) instead of failing
-    /// with [`StartError::Busy`].
+    /// Start an operation on `rec`. With `queue`, an operation that finds
+    /// the WQ full is kept (in a batch, or for a later poll) instead of
+    /// failing with [`StartError::Busy`].
     ///
     /// # Safety
-    /// Until [`poll`](Self::poll) reports `Done` or `Failed`, or
-    /// [`release`](Self::release) returns, the device may read the source
-    /// and write the destination at any time: they must stay valid for
-    /// those accesses and must not be accessed by anyone else (except
-    /// concurrent reads of a source).
-    pub unsafe fn start(&self, op: &Op, queue: bool) -> Result<OpHandle, StartError> {
+    /// - `rec` is not in use by the engine (never started, or released
+    ///   since), and the caller has exclusive use of it for this call and
+    ///   every later `poll_op`/`wait_op`/`release_op` on it; it stays at
+    ///   its address, alive, until `release_op` returns.
+    /// - Until [`poll_op`](Self::poll_op) reports `Done` or `Failed`, or
+    ///   [`release_op`](Self::release_op) returns, the device may read the
+    ///   source and write the destination at any time: they must stay
+    ///   valid for those accesses and must not be accessed by anyone else
+    ///   (except concurrent reads of a source).
+    pub unsafe fn start_op(&self, rec: &DeviceOp, op: &Op, queue: bool) -> Result<(), StartError> {
         if !op.in_range() {
             return Err(StartError::Invalid);
         }
         let supported = match op.kind {
-            OpKind::Copy => {
+            OpKind::Copy | OpKind::Move => {
                 self.cfg.ops.has(opcode::MEMMOVE)
                     && (!op.overlaps() || op.dst == op.src || self.cfg.overlap_supported())
             }
@@ -335,13 +330,15 @@ impl Engine {
         if !supported {
             return Err(StartError::Unsupported);
         }
-        let idx = self.free_ops.pop().ok_or(StartError::NoRecord)?;
-        let rec = &self.ops[idx as usize];
-        let gen = rec.gen.load(Ordering::Acquire);
-        // SAFETY: the record came from the free queue, so no handle exists
-        // and this thread is its only user until the handle is returned.
+        if credits::tag_op(rec.addr(), 1).is_none() {
+            // An address credits cannot name (never seen on Linux, whose
+            // user space ends below 2^47): the CPU runs it.
+            return Err(StartError::Unsupported);
+        }
+        // SAFETY: caller's contract: exclusive use of the record.
         let owned = unsafe { &mut *rec.owned.get() };
-        let trivial = op.len == 0 || (op.kind == OpKind::Copy && op.dst == op.src);
+        debug_assert!(owned.job.is_none(), "record started twice");
+        let trivial = op.len == 0 || (op.has_source() && op.dst == op.src);
         owned.job = Some(Job {
             progress: Progress::new(*op, self.max_piece),
             phase: if trivial {
@@ -357,50 +354,47 @@ impl Engine {
             rec.cr.clear();
             rec.cr.set_status(status::SUCCESS);
         } else {
-            self.submit_current(idx, owned);
+            self.submit_current(rec, owned);
             if matches!(owned.job.as_ref().map(|j| j.phase), Some(Phase::NeedSubmit)) && !queue {
                 owned.job = None;
-                self.free_record(idx, gen);
                 return Err(StartError::Busy);
             }
         }
-        Ok(OpHandle {
-            idx,
-            gen,
-            engine: self.id,
-        })
-    }
-
-    fn rec(&self, h: &OpHandle) -> &OpRec {
-        assert_eq!(h.engine, self.id, "op handle used with another engine");
-        let r = &self.ops[h.idx as usize];
-        assert_eq!(r.gen.load(Ordering::Relaxed), h.gen, "stale op handle");
-        r
+        Ok(())
     }
 
     /// The op's monitor word: 0 only while one of its descriptors is in
     /// the device on its own; non-zero whenever a poll may make progress
     /// (a piece completed, the op waits for a credit or sits in a batch,
     /// or it is finished). A waiter may sleep while it reads 0 and must
-    /// poll when it reads non-zero. Valid until the handle is released
-    /// (and readable while the engine lives).
-    pub fn monitor_addr(&self, h: &OpHandle) -> *const u64 {
-        self.rec(h).cr.monitor_word()
+    /// poll when it reads non-zero. It is part of `rec`, so it is valid as
+    /// long as the record.
+    pub fn monitor_addr(&self, rec: &DeviceOp) -> *const u64 {
+        rec.cr.monitor_word()
     }
 
     /// Advance an operation and report its state.
-    pub fn poll(&self, h: &mut OpHandle) -> Poll {
-        let rec = self.rec(h);
-        // SAFETY: `h` is the unique handle of this record's generation and
-        // we hold it mutably, so nobody else touches `owned`.
+    ///
+    /// # Safety
+    /// `rec` was started with [`start_op`](Self::start_op) on this engine
+    /// and not released; the caller has exclusive use of it.
+    pub unsafe fn poll_op(&self, rec: &DeviceOp) -> Poll {
+        // SAFETY: caller's contract: exclusive use of the record.
         let owned = unsafe { &mut *rec.owned.get() };
         loop {
-            let job = owned.job.as_mut().expect("live op has a job");
+            let Some(job) = owned.job.as_mut() else {
+                // Not started (or released): nothing the device can do.
+                return Poll::Failed(Failure {
+                    reason: FailReason::Inconsistent,
+                    remaining: Remainder::empty(),
+                    partial: false,
+                });
+            };
             match job.phase {
                 Phase::Done => return Poll::Done,
                 Phase::Failed(f) => return Poll::Failed(f),
                 Phase::NeedSubmit => {
-                    self.submit_current(h.idx, owned);
+                    self.submit_current(rec, owned);
                     match owned.job.as_ref().map(|j| j.phase) {
                         Some(Phase::Failed(_)) => continue,
                         _ => return Poll::Running,
@@ -429,31 +423,54 @@ impl Engine {
     }
 
     /// Poll until the operation is no longer running.
-    pub fn wait(&self, h: &mut OpHandle) -> Poll {
+    ///
+    /// # Safety
+    /// As for [`poll_op`](Self::poll_op).
+    pub unsafe fn wait_op(&self, rec: &DeviceOp) -> Poll {
         let mut spins = 0u32;
         loop {
-            match self.poll(h) {
+            // SAFETY: forwarded caller contract.
+            match unsafe { self.poll_op(rec) } {
                 Poll::Running => backoff(&mut spins),
                 p => return p,
             }
         }
     }
 
-    /// Give a handle back. A running operation is first driven to its end
-    /// (the device may still be using its memory).
-    pub fn release(&self, mut h: OpHandle) {
-        let _ = self.wait(&mut h);
-        let rec = self.rec(&h);
-        // SAFETY: as in `poll`; the handle is consumed here.
+    /// Ends the engine's use of `rec`: a running operation is first driven
+    /// to its end (the device may still be using its memory). Afterwards
+    /// the record may be started again; to free its memory, call
+    /// [`quiesce`](Self::quiesce) first. Releasing a record that is not in
+    /// use does nothing.
+    ///
+    /// # Safety
+    /// As for [`poll_op`](Self::poll_op), except that `rec` may also be
+    /// unused.
+    pub unsafe fn release_op(&self, rec: &DeviceOp) {
+        // SAFETY: caller's contract: exclusive use of the record.
+        if unsafe { (*rec.owned.get()).job.is_none() } {
+            return;
+        }
+        // SAFETY: forwarded caller contract.
+        let _ = unsafe { self.wait_op(rec) };
+        // SAFETY: as above; the device is done with the record.
         unsafe { (*rec.owned.get()).job = None };
-        self.free_record(h.idx, h.gen);
     }
 
-    fn free_record(&self, idx: u32, gen: u32) {
-        self.ops[idx as usize]
-            .gen
-            .store(gen.wrapping_add(1), Ordering::Release);
-        let _ = self.free_ops.push(idx);
+    /// Whether `rec` is started and not yet released.
+    ///
+    /// # Safety
+    /// The caller has exclusive use of `rec`.
+    pub unsafe fn in_use(&self, rec: &DeviceOp) -> bool {
+        // SAFETY: caller's contract.
+        unsafe { (*rec.owned.get()).job.is_some() }
+    }
+
+    /// Waits until no reclaim scan that may have read the address of a
+    /// released record is still running. Call it after releasing records
+    /// and before freeing their memory.
+    pub fn quiesce(&self) {
+        drop(self.scan.write().unwrap_or_else(|e| e.into_inner()));
     }
 }
 
@@ -483,7 +500,6 @@ impl Drop for Engine {
                     self.cfg.name,
                     self.credits.in_use()
                 );
-                std::mem::forget(std::mem::take(&mut self.ops));
                 std::mem::forget(std::mem::take(&mut self.batches.recs));
                 return;
             }

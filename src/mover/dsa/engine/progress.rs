@@ -1,5 +1,5 @@
-//! Operations as the engine sees them, and the bookkeeping of how much of
-//! one is done: splitting at the WQ's max transfer size, the order pieces
+//! The bookkeeping of how much of an operation ([`Op`]) is done:
+//! splitting at the WQ's max transfer size, the order pieces
 //! run in (descending for a memmove whose destination overlaps above its
 //! source), and resuming after a partial completion (DSA.md 4.4).
 //!
@@ -8,101 +8,7 @@
 //! order (on the device or the CPU) gives the same result as running the
 //! whole operation.
 
-use super::super::hw::descriptor::Hints;
-
-/// What an operation does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OpKind {
-    /// memmove semantics (memcpy is the same operation for the device).
-    Copy,
-    /// Fill with an 8-byte little-endian pattern.
-    Fill,
-    /// Write back (and with `no_cache`, invalidate) cache lines.
-    Flush,
-}
-
-/// One operation: addresses in this process's address space.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Op {
-    pub kind: OpKind,
-    /// Destination (Copy, Fill) or the flushed region (Flush).
-    pub dst: usize,
-    /// Source (Copy only).
-    pub src: usize,
-    /// Fill pattern: byte `i` of the destination is byte `i % 8` of it.
-    pub pattern: u64,
-    pub len: usize,
-    pub hints: Hints,
-}
-
-impl Op {
-    pub fn copy(dst: usize, src: usize, len: usize, hints: Hints) -> Op {
-        Op {
-            kind: OpKind::Copy,
-            dst,
-            src,
-            pattern: 0,
-            len,
-            hints,
-        }
-    }
-
-    /// memset: `byte` repeated.
-    pub fn fill(dst: usize, byte: u8, len: usize, hints: Hints) -> Op {
-        Op::fill_pattern(dst, u64::from_ne_bytes([byte; 8]), len, hints)
-    }
-
-    pub fn fill_pattern(dst: usize, pattern: u64, len: usize, hints: Hints) -> Op {
-        Op {
-            kind: OpKind::Fill,
-            dst,
-            src: 0,
-            pattern,
-            len,
-            hints,
-        }
-    }
-
-    pub fn flush(addr: usize, len: usize, hints: Hints) -> Op {
-        Op {
-            kind: OpKind::Flush,
-            dst: addr,
-            src: 0,
-            pattern: 0,
-            len,
-            hints,
-        }
-    }
-
-    /// Source and destination of a copy share at least one byte.
-    pub fn overlaps(&self) -> bool {
-        self.kind == OpKind::Copy
-            && self.len != 0
-            && self.src < self.dst.wrapping_add(self.len)
-            && self.dst < self.src.wrapping_add(self.len)
-    }
-
-    /// Address arithmetic of every operand stays in range.
-    pub fn in_range(&self) -> bool {
-        self.dst.checked_add(self.len).is_some()
-            && (self.kind != OpKind::Copy || self.src.checked_add(self.len).is_some())
-    }
-
-    /// The bytes `[lo, hi)` of this operation as an operation of its own.
-    pub fn sub(&self, lo: u64, hi: u64) -> Op {
-        let lo_u = lo as usize;
-        let mut o = *self;
-        o.dst = self.dst + lo_u;
-        o.len = (hi - lo) as usize;
-        match self.kind {
-            OpKind::Copy => o.src = self.src + lo_u,
-            // Keep byte i of the sub-range equal to byte (lo + i) % 8.
-            OpKind::Fill => o.pattern = self.pattern.rotate_right(8 * (lo % 8) as u32),
-            OpKind::Flush => {}
-        }
-        o
-    }
-}
+pub use crate::mover::op::{Op, OpKind};
 
 /// What is left of an operation, in the order it must run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,7 +107,7 @@ impl Progress {
     /// fault, working from the piece's end when `from_end` (memmove result
     /// byte 1) and from its start otherwise.
     pub fn partial(&mut self, bc: u64, from_end: bool) -> Result<(), Inconsistent> {
-        if bc > self.piece_len() || (from_end && self.op.kind != OpKind::Copy) {
+        if bc > self.piece_len() || (from_end && !self.op.has_source()) {
             return Err(Inconsistent);
         }
         if from_end {
@@ -227,6 +133,7 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mover::op::Hints;
 
     fn h() -> Hints {
         Hints::default()
@@ -308,29 +215,5 @@ mod tests {
         assert_eq!((r[0].src, r[0].dst, r[0].len), (0x11000, 0x11800, 0xf00));
         assert_eq!((r[1].src, r[1].dst, r[1].len), (0x10000, 0x10800, 0x1000));
         assert_eq!(p.remainder().bytes(), 0x1f00);
-    }
-
-    #[test]
-    fn fill_pattern_rotates_with_the_offset() {
-        let pat = u64::from_le_bytes([0, 1, 2, 3, 4, 5, 6, 7]);
-        let op = Op::fill_pattern(0x1000, pat, 100, h());
-        for lo in 0..20u64 {
-            let s = op.sub(lo, 100);
-            let b = s.pattern.to_le_bytes();
-            for (i, &x) in b.iter().enumerate() {
-                assert_eq!(u64::from(x), (lo + i as u64) % 8);
-            }
-        }
-    }
-
-    #[test]
-    fn overlap_and_range_checks() {
-        assert!(Op::copy(10, 0, 11, h()).overlaps());
-        assert!(!Op::copy(10, 0, 10, h()).overlaps());
-        assert!(Op::copy(0, 10, 11, h()).overlaps());
-        assert!(Op::copy(5, 5, 1, h()).overlaps());
-        assert!(!Op::fill(0, 0, 100, h()).overlaps());
-        assert!(!Op::copy(usize::MAX - 1, 0, 4, h()).in_range());
-        assert!(Op::copy(0x1000, 0x2000, 4, h()).in_range());
     }
 }

@@ -12,22 +12,22 @@ use super::super::hw::portal::Submitted;
 use super::batch;
 use super::credits;
 use super::progress::{Op, OpKind};
-use super::{next_seq, Engine, FailReason, Owned, Phase};
+use super::{next_seq, DeviceOp, Engine, FailReason, Owned, Phase};
 
 impl Engine {
     pub(super) fn build(&self, op: &Op, cr: u64) -> Descriptor {
         let len = op.len as u32;
         match op.kind {
-            OpKind::Copy => Descriptor::memmove(
-                op.src as u64,
+            OpKind::Copy | OpKind::Move => Descriptor::memmove(
                 op.dst as u64,
+                op.src as u64,
                 len,
                 cr,
                 data_flags(self.cfg.gen_cap, op.hints),
             ),
             OpKind::Fill => Descriptor::memfill(
-                op.pattern,
                 op.dst as u64,
+                op.pattern,
                 len,
                 cr,
                 data_flags(self.cfg.gen_cap, op.hints),
@@ -56,41 +56,60 @@ impl Engine {
     /// written, whoever owns it, retiring finished batches. True if any
     /// credit came back.
     pub(super) fn reclaim(&self) -> bool {
-        let nops = self.ops.len() as u32;
+        // Records named by credits are read under the scan lock: their
+        // owners free them only after `quiesce`, which waits for it.
+        let _scan = self.scan.read().unwrap_or_else(|e| e.into_inner());
         let mut any = false;
         for (pos, t) in self.credits.tags() {
             if t == 0 || t == credits::CLAIMED {
                 continue;
             }
-            let r = credits::tag_record(t);
-            if r < nops {
-                if self.ops[r as usize].cr.status() != 0 && self.credits.release(pos, t) {
-                    any = true;
+            match credits::holder(t) {
+                credits::Holder::Op(addr) => {
+                    // SAFETY: a credit holding an op tag names a live
+                    // `DeviceOp`: its owner releases the credit before it
+                    // releases the record, and frees the record only after
+                    // `quiesce`, which cannot pass while this scan holds
+                    // the lock. If the credit was released and the record
+                    // reused since `tags()` read it, `status` reads a live
+                    // record and the release below fails on the tag.
+                    let rec = unsafe { &*(addr as *const DeviceOp) };
+                    if rec.cr.status() != 0 && self.credits.release(pos, t) {
+                        any = true;
+                    }
                 }
-            } else {
-                let b = r - nops;
-                if self.batches.recs[b as usize].cr.status() != 0 && self.credits.claim(pos, t) {
-                    self.retire_batch(b, (t >> 32) as u32);
-                    self.credits.finish_claim(pos);
-                    any = true;
+                credits::Holder::Batch(b) => {
+                    if self.batches.recs[b as usize].cr.status() != 0 && self.credits.claim(pos, t)
+                    {
+                        self.retire_batch(b, credits::batch_gen(t));
+                        self.credits.finish_claim(pos);
+                        any = true;
+                    }
                 }
             }
         }
         any
     }
 
-    /// Submit the current piece of op `idx`, directly or into a batch.
-    pub(super) fn submit_current(&self, idx: u32, owned: &mut Owned) {
-        let rec = &self.ops[idx as usize];
+    /// Submit the current piece of the op in `rec`, directly or into a
+    /// batch.
+    pub(super) fn submit_current(&self, rec: &DeviceOp, owned: &mut Owned) {
         owned.seq = next_seq(owned.seq);
-        let tag = credits::tag(idx, owned.seq);
-        let job = owned.job.as_mut().expect("live op has a job");
+        let Some(job) = owned.job.as_mut() else {
+            return;
+        };
+        // `start_op` admits only records whose address fits a tag.
+        let Some(tag) = credits::tag_op(rec.addr(), owned.seq) else {
+            self.fail(rec, job, FailReason::Inconsistent, false);
+            return;
+        };
         let d = self.build(&job.progress.piece_op(), rec.cr.addr());
         rec.cr.clear();
         if let Some(pos) = self.acquire(tag) {
             // SAFETY: the piece lies inside the operation whose memory the
-            // caller of `start` vouched for until the op ends; the record
-            // is ours until `release`, which waits for the device.
+            // caller of `start_op` vouched for until the op ends; the
+            // record is the caller's until `release_op`, which waits for
+            // the device.
             match unsafe { self.portal.submit(&d) } {
                 Ok(Submitted::Accepted) => {
                     self.n.descriptors.fetch_add(1, Ordering::Relaxed);
@@ -110,7 +129,7 @@ impl Engine {
         self.n.busy.fetch_add(1, Ordering::Relaxed);
         rec.cr.set_status(status::SW_PENDING);
         if job.queue && self.batching() {
-            if let Some((b, gen)) = self.batches.append(idx, &d) {
+            if let Some((b, gen)) = self.batches.append(&d) {
                 self.n.batched_ops.fetch_add(1, Ordering::Relaxed);
                 job.phase = Phase::InBatch { b, gen };
                 return;
@@ -129,7 +148,7 @@ impl Engine {
         // The batch record is zero here (cleared when the batch opened or
         // was recycled); clearing it now could erase the record of a
         // submission another thread just made.
-        let tag = credits::tag(self.ops.len() as u32 + b, gen);
+        let tag = credits::tag_batch(b, gen);
         let Some(pos) = self.acquire(tag) else { return };
         let Some(count) = self.batches.claim(b, gen) else {
             self.credits.release(pos, tag);
@@ -184,7 +203,7 @@ impl Engine {
             return false;
         }
         let pos = rec.credit_pos.load(Ordering::Relaxed);
-        let tag = credits::tag(self.ops.len() as u32 + b, gen);
+        let tag = credits::tag_batch(b, gen);
         if self.credits.claim(pos, tag) {
             self.retire_batch(b, gen);
             self.credits.finish_claim(pos);

@@ -133,15 +133,9 @@ const _: () = {
     assert!(offset_of!(Descriptor, op_specific) == 0x28);
 };
 
-/// What the caller asked for, turned into descriptor flags by
-/// [`data_flags`] according to the device's GENCAP.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Hints {
-    /// `VDM_F_NO_CACHE_HINT`: do not allocate the destination in the LLC.
-    pub no_cache: bool,
-    /// `VDM_F_MEM_DURABLE`: the data must be durable at completion.
-    pub durable: bool,
-}
+/// What the caller asked for ([`Hints`]) is turned into descriptor flags
+/// by [`data_flags`] and [`flush_flags`] according to the device's GENCAP.
+pub use crate::mover::op::Hints;
 
 /// Flags for a MEMMOVE or MEMFILL descriptor: always CRAV|RCR; CC unless
 /// the caller asked for no cache hint (and only when GENCAP bit 2 says the
@@ -230,7 +224,7 @@ impl Descriptor {
 
     /// MEMMOVE `size` bytes from `src` to `dst` (overlap allowed when GENCAP
     /// bit 1 is set). `flags` should come from [`data_flags`].
-    pub fn memmove(src: u64, dst: u64, size: u32, cr: u64, flags: u32) -> Self {
+    pub fn memmove(dst: u64, src: u64, size: u32, cr: u64, flags: u32) -> Self {
         let mut d = Self::with(opcode::MEMMOVE, flags, cr);
         d.src = src;
         d.dst = dst;
@@ -240,7 +234,7 @@ impl Descriptor {
 
     /// MEMFILL `size` bytes at `dst` with the 8-byte `pattern` (byte `i` of
     /// the destination gets byte `i % 8` of the little-endian pattern).
-    pub fn memfill(pattern: u64, dst: u64, size: u32, cr: u64, flags: u32) -> Self {
+    pub fn memfill(dst: u64, pattern: u64, size: u32, cr: u64, flags: u32) -> Self {
         let mut d = Self::with(opcode::MEMFILL, flags, cr);
         d.src = pattern;
         d.dst = dst;
@@ -310,7 +304,7 @@ mod tests {
 
     #[test]
     fn builders_set_opcode_operands_and_flags() {
-        let d = Descriptor::memmove(0x1000, 0x2000, 4096, 0x3000, flag::ALWAYS | flag::CC);
+        let d = Descriptor::memmove(0x2000, 0x1000, 4096, 0x3000, flag::ALWAYS | flag::CC);
         assert_eq!(d.opcode(), opcode::MEMMOVE);
         assert_eq!(d.flags(), 0x10c);
         assert_eq!(
@@ -320,7 +314,7 @@ mod tests {
         assert_eq!(d.as_bytes()[7], 0x03);
         assert_eq!(&d.as_bytes()[4..7], &[0x0c, 0x01, 0x00]);
 
-        let f = Descriptor::memfill(0xabab_abab_abab_abab, 0x2000, 10, 0x40, flag::ALWAYS);
+        let f = Descriptor::memfill(0x2000, 0xabab_abab_abab_abab, 10, 0x40, flag::ALWAYS);
         assert_eq!(
             (f.opcode(), f.src, f.dst, f.xfer_size),
             (opcode::MEMFILL, 0xabab_abab_abab_abab, 0x2000, 10)

@@ -9,7 +9,7 @@ use crate::mover::dsa::engine::progress::{Op, OpKind};
 use crate::mover::dsa::engine::{BatchPolicy, EngineOptions, FailReason, Poll};
 use crate::mover::dsa::hw::completion::{status, CompletionRecord};
 use crate::mover::dsa::hw::descriptor::{opcode, Hints};
-use crate::mover::dsa::testutil::{finish, finish_watching, pattern, rig};
+use crate::mover::dsa::testutil::{finish, finish_watching, pattern, rig, Drive};
 
 fn h() -> Hints {
     Hints::default()
@@ -21,7 +21,9 @@ fn cpu_finish(ops: impl Iterator<Item = Op>) {
         // SAFETY: the remainder lies inside the test's own buffers.
         unsafe {
             match o.kind {
-                OpKind::Copy => core::ptr::copy(o.src as *const u8, o.dst as *mut u8, o.len),
+                OpKind::Copy | OpKind::Move => {
+                    core::ptr::copy(o.src as *const u8, o.dst as *mut u8, o.len)
+                }
                 OpKind::Fill => {
                     let p = o.pattern.to_le_bytes();
                     for i in 0..o.len {

@@ -226,7 +226,7 @@ fn constants_and_layouts_match_linux_idxd_h() {
             .map(|x| x.parse().unwrap())
             .collect()
     };
-    let mut ours = Descriptor::memmove(0x1000, 0x2000, 4096, 0x1122_3344_5566_7788, 0x10c);
+    let mut ours = Descriptor::memmove(0x2000, 0x1000, 4096, 0x1122_3344_5566_7788, 0x10c);
     ours.pasid_priv = 0x12345 | (1 << 31);
     ours.int_handle = 0x3344;
     assert_eq!(bytes("desc_bytes").as_slice(), ours.as_bytes());

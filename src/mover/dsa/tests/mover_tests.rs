@@ -74,7 +74,7 @@ fn notifier() -> future_notifier {
 
 /// Start, poll to completion, delete; returns (result, notifier used,
 /// poller address set).
-fn run(m: &DmlMover, operation: &vdm_operation) -> (u32, u32, bool) {
+fn run(m: &DsaMover, operation: &vdm_operation) -> (u32, u32, bool) {
     let op = m.op_new().unwrap();
     let mut n = notifier();
     // SAFETY: the test's buffers outlive the op, polled on this thread.
@@ -108,26 +108,26 @@ fn mover(
     threshold: usize,
 ) -> (
     Option<Arc<crate::mover::dsa::emu::EmuDevice>>,
-    Box<DmlMover>,
+    Box<DsaMover>,
 ) {
     match cfg {
         Some(c) => {
             let (dev, eng) = rig(c, EngineOptions::default());
             (
                 Some(dev),
-                DmlMover::new(blank_vdm(), path, Ok(Arc::new(eng)), threshold).unwrap(),
+                DsaMover::new(blank_vdm(), path, Ok(Arc::new(eng)), threshold).unwrap(),
             )
         }
         None => (
             None,
-            DmlMover::new(blank_vdm(), path, Err("none".into()), threshold).unwrap(),
+            DsaMover::new(blank_vdm(), path, Err("none".into()), threshold).unwrap(),
         ),
     }
 }
 
 #[test]
 fn hardware_needs_a_device() {
-    let r = DmlMover::new(blank_vdm(), Path::Hardware, Err("no wq".into()), 0);
+    let r = DsaMover::new(blank_vdm(), Path::Hardware, Err("no wq".into()), 0);
     assert_eq!(r.err(), Some(NewError::NoDevice("no wq".into())));
     assert_eq!(Path::from_raw(3), None);
     assert_eq!(Path::from_raw(2), Some(Path::Auto));
@@ -263,7 +263,7 @@ fn hardware_queues_when_the_wq_is_full_and_auto_uses_the_cpu() {
         let dev = dev.unwrap();
         let src = pattern(64 * 100, 5);
         let mut dst = vec![0u8; 64 * 100];
-        let ops: Vec<(&DmlOp, vdm_operation)> = (0..100)
+        let ops: Vec<(&DsaOp, vdm_operation)> = (0..100)
             .map(|i| {
                 // SAFETY: offsets inside the buffers.
                 let o = unsafe {
@@ -314,4 +314,101 @@ fn bad_operations_are_refused_without_touching_memory() {
     let r = run(&m, &copy(MEMCPY, dst.as_mut_ptr(), core::ptr::null(), 8, 0));
     assert_eq!(r.0, CORRUPTED);
     assert_eq!(dst, [0; 8]);
+}
+
+/// Starts every operation on `m` (asserting each started) and returns the
+/// records with their operations.
+fn start_all(m: &DsaMover, ops: Vec<vdm_operation>) -> Vec<(&DsaOp, vdm_operation)> {
+    ops.into_iter()
+        .map(|o| {
+            let op = m.op_new().expect("within the mover's bound");
+            let mut n = notifier();
+            // SAFETY: the caller's buffers outlive the ops; one thread polls.
+            assert!(unsafe { m.op_start(op, &o, &mut n) }, "started");
+            (op, o)
+        })
+        .collect()
+}
+
+#[test]
+fn one_record_per_operation_the_movers_bound_is_the_only_bound() {
+    // More device operations in flight than the engine's own record table
+    // used to hold (16384): the mover's pool is the only bound now.
+    const N: usize = 20_000;
+    let cfg = EmuConfig {
+        wq_size: 4,
+        stall: Stall::Manual,
+        ..Default::default()
+    };
+    let (dev, eng) = rig(cfg, EngineOptions::default());
+    let eng = Arc::new(eng);
+    let m =
+        DsaMover::with_capacity(blank_vdm(), Path::Hardware, Ok(eng.clone()), 0, N as u32).unwrap();
+    let mut dst = vec![0u8; 64 * N];
+    let base = dst.as_mut_ptr() as usize;
+    let ops = (0..N)
+        .map(|i| set((base + 64 * i) as *mut u8, (i % 251) as u8 + 1, 64, 0))
+        .collect();
+    let ops = start_all(&m, ops);
+    assert_eq!(m.outstanding(), N as u32);
+    assert!(m.op_new().is_none(), "the mover's bound holds");
+    dev.set_stalled(false);
+    let mut left: Vec<_> = ops;
+    while !left.is_empty() {
+        left.retain(|(op, o)| {
+            // SAFETY: the records are live and polled by this thread only.
+            if unsafe { m.op_check(op) } != COMPLETE {
+                return true;
+            }
+            // SAFETY: a zeroed output is valid; the record dies here.
+            let mut out: vdm_operation_output = unsafe { core::mem::zeroed() };
+            // SAFETY: as above.
+            unsafe { m.op_delete(op, o, &mut out) };
+            assert_eq!(out.result as u32, OK);
+            false
+        });
+    }
+    assert!(dev.swerror().is_empty());
+    for (i, chunk) in dst.chunks(64).enumerate() {
+        assert!(chunk.iter().all(|&b| b == (i % 251) as u8 + 1), "op {i}");
+    }
+    assert_eq!(m.outstanding(), 0);
+    assert_eq!(eng.credits_in_use(), 0);
+}
+
+#[test]
+fn deleting_a_mover_with_device_operations_in_flight_waits_for_the_device() {
+    let cfg = EmuConfig {
+        wq_size: 4,
+        stall: Stall::Manual,
+        ..Default::default()
+    };
+    let (dev, eng) = rig(cfg, EngineOptions::default());
+    let eng = Arc::new(eng);
+    let m = DsaMover::new(blank_vdm(), Path::Hardware, Ok(eng.clone()), 0).unwrap();
+    let mut dst = vec![0u8; 64 * 100];
+    let base = dst.as_mut_ptr() as usize;
+    let ops = (0..100)
+        .map(|i| set((base + 64 * i) as *mut u8, 7, 64, 0))
+        .collect();
+    let started = start_all(&m, ops);
+    assert!(eng.credits_in_use() > 0, "descriptors are in the device");
+    // The futures are abandoned; the device resumes only after the delete
+    // has begun, so the delete must wait for it.
+    drop(started);
+    let resume = {
+        let dev = dev.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            dev.set_stalled(false);
+        })
+    };
+    drop(m);
+    assert_eq!(eng.credits_in_use(), 0, "nothing left in the device");
+    resume.join().unwrap();
+    assert!(dev.swerror().is_empty());
+    assert!(
+        dst.iter().all(|&b| b == 7),
+        "every abandoned operation ran to its end"
+    );
 }
