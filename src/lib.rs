@@ -25,5 +25,6 @@ compile_error!("miniasync must be built with panic = \"abort\": panics must neve
 pub mod abi;
 pub mod ffi;
 pub mod future;
+mod log;
 pub mod mover;
 pub mod runtime;

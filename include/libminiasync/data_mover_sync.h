@@ -15,7 +15,7 @@ extern "C" {
 
 struct data_mover_sync;
 
-/* A new synchronous mover, or NULL when out of memory. */
+/* A new synchronous mover; never NULL (allocation failure aborts). */
 struct data_mover_sync *data_mover_sync_new(void);
 
 /* The mover's `struct vdm`, at the same address as the mover. */

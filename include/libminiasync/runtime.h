@@ -19,7 +19,9 @@ extern "C" {
 
 struct runtime;
 
-/* A new runtime, or NULL when out of memory. */
+/* A new runtime; never NULL (allocation failure aborts). A runtime serves
+ * one waiting thread at a time and must not be re-entered from the task of a
+ * future it is polling. */
 struct runtime *runtime_new(void);
 
 /* Releases a runtime (NULL is ignored). No thread may be waiting on it. */

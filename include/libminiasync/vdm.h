@@ -40,7 +40,7 @@ FUTURE(vdm_operation_future, struct vdm_operation_data,
 
 /*
  * A synchronous mover that is not tied to a data_mover_sync object; release
- * it with vdm_synchronous_delete(). Returns NULL when out of memory.
+ * it with vdm_synchronous_delete(). Never NULL (allocation failure aborts).
  * (Declared but never defined upstream; implemented here.)
  */
 struct vdm *vdm_synchronous_new(void);

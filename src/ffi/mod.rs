@@ -31,8 +31,4 @@ type TypedOpNew = unsafe extern "C" fn(
     crate::abi::vdm_operation_type,
 ) -> *mut core::ffi::c_void;
 
-/// Writes a one-line diagnostic to stderr (best effort, never panics).
-pub(crate) fn warn(msg: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "libminiasync: {msg}");
-}
+pub(crate) use crate::log::warn;

@@ -50,7 +50,8 @@ impl Mover for SyncMover {
     }
 }
 
-/// Creates a synchronous mover. Returns NULL when out of memory.
+/// Creates a synchronous mover. Never NULL: if its memory cannot be
+/// allocated the process aborts (Rust's out-of-memory handling).
 #[no_mangle]
 pub extern "C" fn data_mover_sync_new() -> *mut SyncMover {
     Box::into_raw(SyncMover::new(sync_vdm()))
@@ -83,7 +84,7 @@ pub unsafe extern "C" fn data_mover_sync_delete(dms: *mut SyncMover) {
 }
 
 /// A synchronous mover known only by its `struct vdm` (declared but never
-/// defined upstream). NULL when out of memory.
+/// defined upstream). Never NULL (allocation failure aborts).
 #[no_mangle]
 pub extern "C" fn vdm_synchronous_new() -> *mut vdm {
     data_mover_sync_new().cast()

@@ -120,11 +120,11 @@ impl Shared {
             e.first = Some((kind, *d));
         }
         if self.cfg.strict {
-            eprintln!(
-                "miniasync: emulated DSA: software error {kind:?} (opcode {:#x}); \
+            crate::log::warn(&format!(
+                "emulated DSA: software error {kind:?} (opcode {:#x}); \
                  the driver would hang on real hardware",
                 d.opcode()
-            );
+            ));
             std::process::abort();
         }
     }

@@ -495,11 +495,11 @@ impl Drop for Engine {
                 break;
             }
             if std::time::Instant::now() > deadline {
-                eprintln!(
-                    "miniasync: DSA {}: {} descriptors never completed; leaking their memory",
+                crate::log::warn(&format!(
+                    "DSA {}: {} descriptors never completed; leaking their memory",
                     self.cfg.name,
                     self.credits.in_use()
-                );
+                ));
                 std::mem::forget(std::mem::take(&mut self.batches.recs));
                 return;
             }
