@@ -7,7 +7,9 @@
 //! - [`ffi`]: every `#[no_mangle]` export and every callback stored in a
 //!   `struct vdm`. Each one validates its pointers, runs the safe core behind
 //!   a panic boundary and converts the result for C.
-//! - everything else ([`future`], [`runtime`], [`mover`]) is the safe core.
+//! - everything else ([`future`], [`runtime`], [`mover`]) is the safe core;
+//!   [`arch`] holds its architecture-specific instructions (inline assembly,
+//!   CPUID) behind a portable API, so nothing else needs `cfg(target_arch)`.
 //!
 //! # Safety vocabulary
 //! The `# Safety` sections of this crate use these terms:
@@ -23,6 +25,7 @@
 compile_error!("miniasync must be built with panic = \"abort\": panics must never unwind into C");
 
 pub mod abi;
+pub mod arch;
 pub mod ffi;
 pub mod future;
 mod log;

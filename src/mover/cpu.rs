@@ -2,77 +2,22 @@
 //! cache write-back and the durability fence.
 //!
 //! Durability (`VDM_F_MEM_DURABLE`) on the CPU means: after the stores, the
-//! destination's cache lines are written back (CLWB, else CLFLUSHOPT, else
-//! CLFLUSH) and an SFENCE orders the write-back before the operation is
-//! reported complete. The instruction is chosen once from CPUID.
-
-use std::sync::OnceLock;
+//! destination's cache lines are written back (on x86-64 CLWB, else
+//! CLFLUSHOPT, else CLFLUSH) and a fence (SFENCE) orders the write-back
+//! before the operation is reported complete. The instructions live in
+//! [`crate::arch`], which chooses them once per process.
 
 use super::op::{Op, OpKind};
 
-const CACHE_LINE: usize = 64;
-
-/// Which cache write-back instruction this CPU has.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FlushKind {
-    Clwb,
-    Clflushopt,
-    Clflush,
-}
-
-/// The best write-back instruction of this CPU (CPUID leaf 7, EBX bits 24
-/// and 23), decided once.
-pub fn flush_kind() -> FlushKind {
-    static KIND: OnceLock<FlushKind> = OnceLock::new();
-    *KIND.get_or_init(|| {
-        // CPUID exists on every x86-64 CPU; leaf 0 reports the highest leaf.
-        let max = core::arch::x86_64::__cpuid(0).eax;
-        if max < 7 {
-            return FlushKind::Clflush;
-        }
-        let ebx = core::arch::x86_64::__cpuid_count(7, 0).ebx;
-        if ebx & (1 << 24) != 0 {
-            FlushKind::Clwb
-        } else if ebx & (1 << 23) != 0 {
-            FlushKind::Clflushopt
-        } else {
-            FlushKind::Clflush
-        }
-    })
-}
-
-/// Writes back every cache line overlapping `[addr, addr + len)` and fences.
+/// Writes back every cache line overlapping `[addr, addr + len)` and fences
+/// ([`crate::arch::write_back`]).
 ///
 /// # Safety
 /// The range must be mapped memory of this process (readable).
+#[inline]
 pub unsafe fn flush(addr: *const u8, len: usize) {
-    if len == 0 {
-        return;
-    }
-    let start = addr as usize & !(CACHE_LINE - 1);
-    let end = addr as usize + len;
-    let kind = flush_kind();
-    let mut line = start;
-    while line < end {
-        let p = line as *const u8;
-        match kind {
-            // SAFETY: `p` lies in a cache line of the caller's mapped range;
-            // CLWB only writes the line back, it changes no data. The CPU
-            // has the instruction (CPUID checked in `flush_kind`).
-            FlushKind::Clwb => unsafe {
-                core::arch::asm!("clwb [{0}]", in(reg) p, options(nostack, preserves_flags));
-            },
-            // SAFETY: as above; CLFLUSHOPT writes back and invalidates.
-            FlushKind::Clflushopt => unsafe {
-                core::arch::asm!("clflushopt [{0}]", in(reg) p, options(nostack, preserves_flags));
-            },
-            // SAFETY: as above; CLFLUSH exists on every x86-64 CPU.
-            FlushKind::Clflush => unsafe { core::arch::x86_64::_mm_clflush(p) },
-        }
-        line += CACHE_LINE;
-    }
-    // SAFETY: SFENCE has no operands and is always available on x86-64.
-    unsafe { core::arch::x86_64::_mm_sfence() };
+    // SAFETY: forwarded caller contract; a mapped range does not wrap.
+    unsafe { crate::arch::write_back(addr, len) }
 }
 
 /// Runs a decoded operation on this thread, including the durability
@@ -124,8 +69,9 @@ unsafe fn fill(dst: *mut u8, pattern: u64, n: usize) {
 /// buffers) it beats glibc's `rep movsb` path; outside them glibc wins.
 const WIDE_COPY: core::ops::RangeInclusive<usize> = 2048..=16384;
 
-/// Copies `n` bytes (no overlap): an AVX-512 loop for the mid sizes where
-/// it is faster, libc `memcpy` otherwise.
+/// Copies `n` bytes (no overlap): the architecture's wide loop (AVX-512 on
+/// x86-64, when the CPU has it) for the mid sizes where it is faster, libc
+/// `memcpy` otherwise.
 ///
 /// # Safety
 /// `src` readable and `dst` writable for `n` bytes, not overlapping.
@@ -135,9 +81,9 @@ pub unsafe fn copy(dst: *mut u8, src: *const u8, n: usize) {
         // SAFETY: caller's contract.
         return unsafe { copy_small(dst, src, n) };
     }
-    if WIDE_COPY.contains(&n) && std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU has AVX-512F (checked); caller's contract.
-        unsafe { copy_avx512(dst, src, n) };
+    if WIDE_COPY.contains(&n) {
+        // SAFETY: caller's contract; `copy_wide` checks the CPU feature.
+        unsafe { crate::arch::copy_wide(dst, src, n) };
     } else {
         // SAFETY: caller's contract; memcpy handles n == 0.
         unsafe { libc::memcpy(dst.cast(), src.cast(), n) };
@@ -188,31 +134,6 @@ unsafe fn copy_small(dst: *mut u8, src: *const u8, n: usize) {
             _ => {}
         }
     }
-}
-
-/// # Safety
-/// As for `copy`, and the CPU must support AVX-512F.
-#[target_feature(enable = "avx512f")]
-unsafe fn copy_avx512(dst: *mut u8, src: *const u8, n: usize) {
-    use core::arch::x86_64::{_mm512_loadu_si512, _mm512_storeu_si512};
-    let mut i = 0;
-    while i + 256 <= n {
-        // SAFETY: `i + 256 <= n`, so all four 64-byte loads and stores stay
-        // inside the caller's buffers; unaligned access is allowed.
-        unsafe {
-            let a = _mm512_loadu_si512(src.add(i).cast());
-            let b = _mm512_loadu_si512(src.add(i + 64).cast());
-            let c = _mm512_loadu_si512(src.add(i + 128).cast());
-            let d = _mm512_loadu_si512(src.add(i + 192).cast());
-            _mm512_storeu_si512(dst.add(i).cast(), a);
-            _mm512_storeu_si512(dst.add(i + 64).cast(), b);
-            _mm512_storeu_si512(dst.add(i + 128).cast(), c);
-            _mm512_storeu_si512(dst.add(i + 192).cast(), d);
-        }
-        i += 256;
-    }
-    // SAFETY: the tail `[i, n)` lies inside the caller's buffers.
-    unsafe { libc::memcpy(dst.add(i).cast(), src.add(i).cast(), n - i) };
 }
 
 #[cfg(test)]
@@ -280,18 +201,6 @@ mod tests {
         for off in [0usize, 1, 63, 64, 65] {
             // SAFETY: the range is inside `buf`.
             unsafe { flush(buf.as_ptr().add(off), 300 - off) };
-        }
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let has = |f: &str| cpuinfo.split_whitespace().any(|w| w == f);
-        let expected = if has("clwb") {
-            FlushKind::Clwb
-        } else if has("clflushopt") {
-            FlushKind::Clflushopt
-        } else {
-            FlushKind::Clflush
-        };
-        if !cpuinfo.is_empty() {
-            assert_eq!(flush_kind(), expected);
         }
     }
 }

@@ -16,6 +16,8 @@
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
+use crate::arch::thread_pointer;
+
 const CHUNK: u32 = 256;
 const EMPTY: u32 = u32::MAX;
 
@@ -35,21 +37,6 @@ pub fn configured_capacity() -> u32 {
             .filter(|&v| (1..=MAX_CAPACITY).contains(&v))
             .unwrap_or(DEFAULT_CAPACITY)
     })
-}
-
-/// This thread's thread pointer: unique among live threads. The x86-64
-/// ELF TLS ABI puts the thread pointer itself in the first word of the
-/// thread control block, at `%fs:0`; reading it is one instruction, where
-/// `pthread_self()` is a call through the PLT on the hot path.
-#[inline(always)]
-fn thread_pointer() -> usize {
-    let tp: usize;
-    // SAFETY: `%fs:0` is always mapped and holds the thread pointer on
-    // x86-64 Linux (TLS ABI); the load has no side effects.
-    unsafe {
-        core::arch::asm!("mov {}, qword ptr fs:[0]", out(reg) tp, options(nostack, readonly, preserves_flags));
-    }
-    tp
 }
 
 /// One record and its bookkeeping. `value` is first, so a pointer to the

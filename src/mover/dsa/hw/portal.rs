@@ -6,8 +6,8 @@
 //! (dedicated WQ) or ENQCMD (shared WQ) after an SFENCE, rotating the
 //! target cache line per submission. When the kernel refuses the mapping
 //! with EPERM (devices that are not "user submission safe", Linux 6.9.1+)
-//! or the CPU lacks the instruction, descriptors go through `write(2)`.
-//! This file holds the crate's only inline assembly.
+//! or the CPU lacks the instruction (always, off x86-64), descriptors go
+//! through `write(2)`. The instructions themselves live in [`crate::arch`].
 
 use std::ffi::CString;
 use std::io;
@@ -76,80 +76,14 @@ pub struct CpuSupport {
     pub enqcmd: bool,
 }
 
-/// Read CPUID leaf 7 ECX bits 28 (MOVDIR64B) and 29 (ENQCMD).
+/// What [`crate::arch::features`] reports (on x86-64 CPUID leaf 7 ECX
+/// bits 28 and 29; never either elsewhere).
 pub fn cpu_support() -> CpuSupport {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use core::arch::x86_64::{__cpuid, __cpuid_count};
-        #[allow(unused_unsafe)]
-        // SAFETY: CPUID exists on every x86-64 CPU; leaf 7 is only queried
-        // when leaf 0 reports it.
-        let ecx = unsafe {
-            if __cpuid(0).eax < 7 {
-                0
-            } else {
-                __cpuid_count(7, 0).ecx
-            }
-        };
-        CpuSupport {
-            movdir64b: ecx >> 28 & 1 != 0,
-            enqcmd: ecx >> 29 & 1 != 0,
-        }
+    let f = crate::arch::features();
+    CpuSupport {
+        movdir64b: f.movdir64b,
+        enqcmd: f.enqcmd,
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        CpuSupport {
-            movdir64b: false,
-            enqcmd: false,
-        }
-    }
-}
-
-/// MOVDIR64B of `src` to `dst`, preceded by SFENCE.
-///
-/// # Safety
-/// `dst` must be a 64-byte-aligned address inside a mapped WQ portal and
-/// `src` a readable, 64-byte-aligned descriptor; the CPU must support
-/// MOVDIR64B.
-#[cfg(target_arch = "x86_64")]
-unsafe fn movdir64b(dst: *mut u8, src: *const Descriptor) {
-    // SAFETY: the caller guarantees the CPU feature and both addresses.
-    // SFENCE makes the descriptor and the source data written by earlier
-    // (possibly non-temporal) stores globally visible before the device
-    // reads them. The bytes encode `movdir64b rax, [rdx]` (66 0F 38 F8 /r,
-    // ModRM 0x02), as the assembler may not know the mnemonic.
-    unsafe {
-        core::arch::asm!(
-            "sfence",
-            ".byte 0x66, 0x0f, 0x38, 0xf8, 0x02",
-            in("rax") dst,
-            in("rdx") src,
-            options(nostack, preserves_flags),
-        );
-    }
-}
-
-/// ENQCMD of `src` to `dst`, preceded by SFENCE; true when the WQ took it.
-///
-/// # Safety
-/// As for [`movdir64b`], with ENQCMD support and a shared-WQ portal.
-#[cfg(target_arch = "x86_64")]
-unsafe fn enqcmd(dst: *mut u8, src: *const Descriptor) -> bool {
-    let retry: u8;
-    // SAFETY: as for `movdir64b`. The bytes encode `enqcmd rax, [rdx]`
-    // (F2 0F 38 F8 /r); ZF=1 means the WQ did not accept the descriptor.
-    unsafe {
-        core::arch::asm!(
-            "sfence",
-            ".byte 0xf2, 0x0f, 0x38, 0xf8, 0x02",
-            "setz {r}",
-            r = out(reg_byte) retry,
-            in("rax") dst,
-            in("rdx") src,
-            options(nostack),
-        );
-    }
-    retry == 0
 }
 
 /// A real work-queue portal.
@@ -249,28 +183,32 @@ impl Drop for HwPortal {
     }
 }
 
+/// The descriptor's 64 bytes as the instructions read them.
+fn desc_ptr(desc: &Descriptor) -> *const u8 {
+    core::ptr::from_ref(desc).cast()
+}
+
 impl Portal for HwPortal {
     unsafe fn submit(&self, desc: &Descriptor) -> Result<Submitted, PortalError> {
         match self.method {
-            #[cfg(target_arch = "x86_64")]
             Method::Movdir64b => {
                 // SAFETY: the method is only chosen when the CPU has
-                // MOVDIR64B and the portal is mapped; `desc` is 64-byte
-                // aligned by type; the caller vouches for its addresses.
-                unsafe { movdir64b(self.next_line(), desc) };
+                // MOVDIR64B and the portal is mapped; `desc` is 64 bytes,
+                // 64-byte aligned by type; the caller vouches for its
+                // addresses.
+                unsafe { crate::arch::movdir64b(self.next_line(), desc_ptr(desc)) };
                 Ok(Submitted::Accepted)
             }
-            #[cfg(target_arch = "x86_64")]
             Method::Enqcmd => {
                 // SAFETY: as above, for ENQCMD on a shared WQ.
-                let ok = unsafe { enqcmd(self.next_line(), desc) };
+                let ok = unsafe { crate::arch::enqcmd(self.next_line(), desc_ptr(desc)) };
                 Ok(if ok {
                     Submitted::Accepted
                 } else {
                     Submitted::Retry
                 })
             }
-            _ => {
+            Method::Write | Method::Emulated => {
                 let bytes = desc.as_bytes();
                 // SAFETY: the kernel copies 64 readable bytes from `bytes`.
                 // Like the instructions, the syscall orders earlier stores.
@@ -301,17 +239,6 @@ impl Portal for HwPortal {
 mod tests {
     use super::*;
     use std::io::Read;
-
-    #[test]
-    fn cpuid_bits_are_consistent_with_proc_cpuinfo() {
-        let c = cpu_support();
-        let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        if let Some(flags) = info.lines().find(|l| l.starts_with("flags")) {
-            let has = |f: &str| flags.split_whitespace().any(|x| x == f);
-            assert_eq!(c.movdir64b, has("movdir64b"));
-            assert_eq!(c.enqcmd, has("enqcmd"));
-        }
-    }
 
     #[test]
     fn missing_device_node_is_an_error() {
