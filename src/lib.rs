@@ -7,7 +7,8 @@
 //! - [`ffi`]: every `#[no_mangle]` export and every callback stored in a
 //!   `struct vdm`. Each one validates its pointers, runs the safe core behind
 //!   a panic boundary and converts the result for C.
-//! - everything else ([`future`], [`runtime`], [`mover`]) is the safe core.
+//! - everything else ([`future`], [`runtime`], [`mover`]) is the safe core;
+//!   [`sync`] holds its concurrency primitives (event count, backoff).
 //!
 //! # Safety vocabulary
 //! The `# Safety` sections of this crate use these terms:
@@ -27,3 +28,4 @@ pub mod ffi;
 pub mod future;
 pub mod mover;
 pub mod runtime;
+pub mod sync;
