@@ -10,6 +10,7 @@
 //! - everything else ([`future`], [`runtime`], [`mover`]) is the safe core;
 //!   [`arch`] holds its architecture-specific instructions (inline assembly,
 //!   CPUID) behind a portable API, so nothing else needs `cfg(target_arch)`.
+//!   [`sync`] holds its concurrency primitives (event count, backoff).
 //!
 //! # Safety vocabulary
 //! The `# Safety` sections of this crate use these terms:
@@ -31,3 +32,4 @@ pub mod future;
 mod log;
 pub mod mover;
 pub mod runtime;
+pub mod sync;

@@ -5,22 +5,22 @@
 //! the order is already right) and polls the incomplete ones with a fully
 //! initialised notifier carrying the runtime's waker. Between passes it
 //! spins briefly; then, if every pending future registered the waker, it
-//! announces that it is about to sleep, reads an epoch counter, polls once
-//! more and sleeps until a wake bumps the epoch: a completion published
-//! before the announcement is seen by that last pass, and wakes after it
-//! bump the epoch, so no wake is lost (while nobody is about to sleep, a
-//! wake costs a fence and one load). Futures
-//! that registered no waker, or could not start (IDLE), are re-polled in
-//! bursts of 50 us separated by sleeps that double from 1 us to 256 us;
-//! any state change restarts at once.
+//! sleeps on its event count ([`crate::sync::EventCount`]): it announces
+//! that it is about to sleep, polls once more and sleeps until a wake
+//! claims the announcement: a completion published before the announcement
+//! is seen by that last pass, and a wake after it finds the announcement,
+//! so no wake is lost (while nobody is about to sleep, a wake costs a
+//! fence and one load). Futures that registered no waker, or could not
+//! start (IDLE), are re-polled in bursts of 50 us separated by sleeps that
+//! double from 1 us to 256 us; any state change restarts at once.
 
 use core::ffi::c_void;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::abi::{future, future_property, future_waker};
 use crate::future::{self as fut, COMPLETE, NOTIFIER_NONE, NOTIFIER_WAKER, RUNNING};
+use crate::sync::{Backoff, EventCount};
 
 /// Time spent re-polling without progress before backing off, when some
 /// pending future registered no waker.
@@ -38,18 +38,11 @@ const SAFETY_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// Wake-up state shared with wakers. Lives inside the boxed runtime, so its
 /// address (the waker's data) is stable.
+#[derive(Default)]
 pub struct Runtime {
-    /// Bumped by wakes while a waiter is about to sleep (`sleepy` > 0).
-    epoch: AtomicU64,
-    /// Waiters that announced they are about to sleep; until then wakes
-    /// touch nothing shared (see `runtime_wake`).
-    sleepy: AtomicUsize,
-    sleepers: AtomicUsize,
-    /// A notification is on its way to the sleepers: later wakers need not
-    /// make the system call again. Cleared by each sleeper before it waits.
-    notify_pending: AtomicBool,
-    lock: Mutex<()>,
-    cv: Condvar,
+    /// The waiter announces itself here before its last pass; wakers
+    /// touch nothing shared until it has (see `runtime_wake`).
+    ev: EventCount,
 }
 
 /// Deleted runtimes, kept for reuse: a runtime's memory is never returned,
@@ -79,41 +72,18 @@ impl Runtime {
     }
 }
 
-/// The runtime's waker function: bump the epoch, wake a sleeper.
+/// The runtime's waker function: wake the waiter if it announced that it
+/// is about to sleep.
 ///
 /// # Safety
 /// `data` must point to a live `Runtime`.
 pub unsafe extern "C" fn runtime_wake(data: *mut c_void) {
     // SAFETY: caller's contract: the waker data is the runtime itself.
     let rt = unsafe { &*(data as *const Runtime) };
-    // Orders the caller's publication of completion before the read of
-    // `sleepy`; paired with the waiter's announce-then-poll, one side
-    // always sees the other (see `Runtime::wait`).
-    core::sync::atomic::fence(Ordering::SeqCst);
-    if rt.sleepy.load(Ordering::Relaxed) == 0 {
-        return; // the waiter is polling and will see the completion
-    }
-    rt.epoch.fetch_add(1, Ordering::SeqCst);
-    if rt.sleepers.load(Ordering::SeqCst) > 0
-        && !rt.notify_pending.load(Ordering::Relaxed)
-        && !rt.notify_pending.swap(true, Ordering::SeqCst)
-    {
-        let _g = rt.lock.lock().unwrap_or_else(|e| e.into_inner());
-        rt.cv.notify_all();
-    }
-}
-
-impl Default for Runtime {
-    fn default() -> Self {
-        Runtime {
-            epoch: AtomicU64::new(0),
-            sleepy: AtomicUsize::new(0),
-            sleepers: AtomicUsize::new(0),
-            notify_pending: AtomicBool::new(false),
-            lock: Mutex::new(()),
-            cv: Condvar::new(),
-        }
-    }
+    // The caller published the completion before calling us; the event
+    // count orders that before its read of the announcement, so either
+    // the waiter's last pass sees the completion or we see the waiter.
+    rt.ev.notify_one();
 }
 
 /// Ordering class of a future for one pass: property > 0 first, 0 next,
@@ -128,21 +98,6 @@ fn class(f: *mut future) -> u8 {
 }
 
 impl Runtime {
-    fn park(&self, seen: u64) {
-        let mut g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        self.sleepers.fetch_add(1, Ordering::SeqCst);
-        self.notify_pending.store(false, Ordering::SeqCst);
-        if self.epoch.load(Ordering::SeqCst) == seen {
-            g = self
-                .cv
-                .wait_timeout(g, SAFETY_TIMEOUT)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-        self.sleepers.fetch_sub(1, Ordering::SeqCst);
-        drop(g);
-    }
-
     /// Polls `futs` until all are complete, partitioning the slice in place
     /// each pass (upstream's visible behaviour).
     ///
@@ -165,11 +120,11 @@ impl Runtime {
         let mut slots: Vec<Slot> = vec![Slot::default(); n];
         let mut scratch: Vec<(*mut future, Slot)> = Vec::new();
         let mut idle = Idle::default();
-        // Before sleeping, a waiter announces it (`sleepy`), reads the
-        // epoch and polls everything once more: a completion published
-        // before a waker read `sleepy` == 0 is seen by that pass, and any
-        // later wake bumps the epoch, so no wake is lost.
-        let mut announced: Option<u64> = None;
+        // Before sleeping, the waiter announces it and polls everything
+        // once more: a completion published before a waker looked for the
+        // announcement is seen by that pass, and any later wake claims the
+        // announcement, so no wake is lost.
+        let mut announced = None;
         loop {
             if n > 1 {
                 partition(futs, &mut slots, &mut scratch);
@@ -202,8 +157,8 @@ impl Runtime {
                 all_wake &= slot.waker;
             }
             if pending == 0 {
-                if announced.is_some() {
-                    self.sleepy.fetch_sub(1, Ordering::SeqCst);
+                if let Some(a) = announced {
+                    self.ev.cancel(a);
                 }
                 return;
             }
@@ -219,22 +174,17 @@ impl Runtime {
                     core::hint::spin_loop();
                     continue;
                 }
-                match announced {
-                    None => {
-                        self.sleepy.fetch_add(1, Ordering::SeqCst);
-                        announced = Some(self.epoch.load(Ordering::SeqCst));
-                        // one more pass before sleeping
-                    }
-                    Some(seen) => {
-                        self.park(seen);
-                        self.sleepy.fetch_sub(1, Ordering::SeqCst);
-                        announced = None;
+                match announced.take() {
+                    // one more pass before sleeping
+                    None => announced = Some(self.ev.announce()),
+                    Some(a) => {
+                        self.ev.wait(a, SAFETY_TIMEOUT);
                         idle = Idle::default();
                     }
                 }
             } else {
-                if announced.take().is_some() {
-                    self.sleepy.fetch_sub(1, Ordering::SeqCst);
+                if let Some(a) = announced.take() {
+                    self.ev.cancel(a);
                 }
                 idle.wait_without_waker();
             }
@@ -249,12 +199,24 @@ impl Runtime {
 /// that needs many polls and never wakes anyone still gets most of a core,
 /// and one that waits on something slow costs little CPU. Any state change
 /// of a future starts over.
-#[derive(Default)]
 struct Idle {
     passes: u32,
     since: Option<Instant>,
-    yields: u32,
+    /// The yields between the first burst and the first sleep (the burst
+    /// itself is timed, not counted: passes differ in length).
+    yields: Backoff,
     sleep: Duration,
+}
+
+impl Default for Idle {
+    fn default() -> Self {
+        Idle {
+            passes: 0,
+            since: None,
+            yields: Backoff::new(0, YIELDS),
+            sleep: Duration::ZERO,
+        }
+    }
 }
 
 impl Idle {
@@ -263,9 +225,8 @@ impl Idle {
         let since = *self.since.get_or_insert_with(Instant::now);
         if since.elapsed() < SPIN_BUDGET {
             core::hint::spin_loop();
-        } else if self.yields < YIELDS {
-            self.yields += 1;
-            std::thread::yield_now();
+        } else if self.yields.snooze() {
+            // yielded
         } else {
             self.sleep = (self.sleep * 2).clamp(Duration::from_micros(1), MAX_BACKOFF);
             std::thread::sleep(self.sleep);

@@ -1,6 +1,15 @@
 //! The threads mover: operations are queued on a bounded lock-free queue
 //! and executed by worker threads that sleep when there is nothing to do.
 //!
+//! Waking (issue 12): an idle worker spins briefly, then announces itself
+//! on the mover's event count ([`crate::sync::EventCount`]), re-checks the
+//! queue and sleeps (at most `WORKER_SLEEP`). Every push notifies the
+//! event count, and each notify claims a different sleeping worker: an
+//! operation queued while some worker sleeps unclaimed always wakes one,
+//! even if the workers woken before it have not run yet. While every
+//! worker is awake a push costs a fence and a load (no lock, no system
+//! call).
+//!
 //! Ownership: the poller thread owns a record from `op_new` to `op_delete`;
 //! a worker only touches it between dequeuing it and publishing completion,
 //! then (for a WAKER) calls the waker from copies and finally clears
@@ -10,8 +19,9 @@
 use core::ffi::{c_int, c_uint, c_void};
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
 
@@ -25,6 +35,7 @@ use crate::abi::{
 use crate::future::{
     self as fut, COMPLETE, IDLE, NOTIFIER_NONE, NOTIFIER_POLLER, NOTIFIER_WAKER, RUNNING,
 };
+use crate::sync::{backoff, Backoff, EventCount};
 
 const ST_IDLE: u32 = 0;
 const ST_QUEUED: u32 = 1;
@@ -44,6 +55,12 @@ pub const MAX_THREADS: usize = 4096;
 /// current x86 cores): long enough to catch the next operation of a burst
 /// without a futex round trip, short enough that an idle mover costs no CPU.
 const WORKER_SPINS: u32 = 1000;
+/// Longest sleep of an idle worker. Wakes are never lost, so this is a
+/// safety net only: a broken wake costs latency, never a hang.
+const WORKER_SLEEP: Duration = Duration::from_millis(100);
+/// `op_delete` waiting for a worker to let go of a record: spins, then
+/// yields to a worker that may have been preempted.
+const DELETE_SPINS: u32 = 128;
 
 /// Per-operation record.
 pub struct ThreadsOp {
@@ -103,13 +120,9 @@ struct Shared {
     memcpy: AtomicUsize,
     memmove: AtomicUsize,
     memset: AtomicUsize,
-    sleepers: AtomicUsize,
-    /// A wake-up is on its way to a sleeping worker; producers need not
-    /// make the system call again until that worker runs.
-    wake_pending: AtomicBool,
+    /// Idle workers sleep here; every push notifies it.
+    ev: EventCount,
     stop: AtomicBool,
-    lock: Mutex<()>,
-    cv: Condvar,
 }
 
 /// A threads mover. `vdm` must stay the first field (see `SyncMover`).
@@ -204,11 +217,8 @@ impl ThreadsMover {
             memcpy: AtomicUsize::new(default_memcpy as *const () as usize),
             memmove: AtomicUsize::new(default_memmove as *const () as usize),
             memset: AtomicUsize::new(default_memset as *const () as usize),
-            sleepers: AtomicUsize::new(0),
-            wake_pending: AtomicBool::new(false),
+            ev: EventCount::new(),
             stop: AtomicBool::new(false),
-            lock: Mutex::new(()),
-            cv: Condvar::new(),
         });
         let mut mover = Box::new(ThreadsMover {
             vdm,
@@ -335,7 +345,8 @@ impl ThreadsMover {
                 }
             }
         }
-        self.shared.wake_worker();
+        // A sleeping worker that no earlier push claimed, if any.
+        self.shared.ev.notify_one();
         true
     }
 
@@ -366,14 +377,9 @@ impl ThreadsMover {
         // A worker may still be calling a foreign waker or setting the
         // POLLER word; it may also have been preempted, so spin only briefly
         // before giving it the CPU.
-        let mut spins = 0u32;
+        let mut wait = Backoff::new(DELETE_SPINS, backoff::FOREVER);
         while op.worker_busy.load(Ordering::Acquire) {
-            if spins < 128 {
-                spins += 1;
-                core::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
+            wait.snooze();
         }
         fill_output(operation, output, result);
         // SAFETY: forwarded caller contract; no worker holds the record.
@@ -387,10 +393,7 @@ impl ThreadsMover {
 
     fn shutdown(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
-        {
-            let _g = self.shared.lock.lock().unwrap_or_else(|e| e.into_inner());
-            self.shared.cv.notify_all();
-        }
+        self.shared.ev.notify_all();
         for h in self.workers.drain(..) {
             let _ = h.join();
         }
@@ -404,28 +407,11 @@ impl Drop for ThreadsMover {
     }
 }
 
-impl Shared {
-    fn wake_worker(&self) {
-        core::sync::atomic::fence(Ordering::SeqCst);
-        if self.sleepers.load(Ordering::Relaxed) > 0
-            && !self.wake_pending.load(Ordering::Relaxed)
-            && !self.wake_pending.swap(true, Ordering::SeqCst)
-        {
-            let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-            self.cv.notify_one();
-        }
-    }
-}
-
 fn worker(shared: &Shared) {
-    let mut spins = 0u32;
+    let mut idle = Backoff::new(WORKER_SPINS, 0);
     loop {
         if let Some(p) = shared.queue.pop() {
-            spins = 0;
-            if !shared.queue.is_empty() {
-                // More work than this worker: bring in a sleeping one.
-                shared.wake_worker();
-            }
+            idle.reset();
             // SAFETY: only records of this mover's pool are queued, and a
             // queued record stays allocated until its op_delete, which waits
             // for `worker_busy` to clear.
@@ -439,23 +425,18 @@ fn worker(shared: &Shared) {
             }
             continue;
         }
-        if spins < WORKER_SPINS {
-            spins += 1;
-            core::hint::spin_loop();
+        if idle.snooze() {
             continue;
         }
-        let guard = shared.lock.lock().unwrap_or_else(|e| e.into_inner());
-        shared.sleepers.fetch_add(1, Ordering::SeqCst);
-        shared.wake_pending.store(false, Ordering::SeqCst);
-        if shared.queue.is_empty() && !shared.stop.load(Ordering::SeqCst) {
-            drop(shared.cv.wait(guard).unwrap_or_else(|e| e.into_inner()));
-            // This worker is running now: the next producer may wake another.
-            shared.wake_pending.store(false, Ordering::SeqCst);
+        // Announce, re-check, sleep: a push after the announcement claims
+        // this worker (or another sleeper), one before it is seen here.
+        let a = shared.ev.announce();
+        if !shared.queue.is_empty() || shared.stop.load(Ordering::SeqCst) {
+            shared.ev.cancel(a);
         } else {
-            drop(guard);
+            shared.ev.wait(a, WORKER_SLEEP);
         }
-        shared.sleepers.fetch_sub(1, Ordering::SeqCst);
-        spins = 0;
+        idle.reset();
     }
 }
 
@@ -498,12 +479,12 @@ fn execute(shared: &Shared, op: &ThreadsOp) {
     let waker = kind == NOTIFIER_WAKER && wake != 0;
     // Must the record (and the waker's target) outlive the publication?
     // For a POLLER the monitored word is written after DONE, so that a
-    // poller seeing it polls COMPLETE; a foreign waker's target may be
-    // released as soon as the future completes, so it is called while
-    // op_delete still waits. Our runtime's memory is never unmapped
-    // (runtimes are recycled), so waking it needs neither.
-    let hold = kind == NOTIFIER_POLLER
-        || (waker && wake != crate::runtime::runtime_wake as *const () as usize);
+    // poller seeing it polls COMPLETE; a waker's target may be released
+    // as soon as the future completes, so it is called while op_delete
+    // still waits. Every waker is treated alike (the runtime's included:
+    // its waker is a fence and a load while the runtime is polling, so
+    // op_delete waits for next to nothing).
+    let hold = kind == NOTIFIER_POLLER || waker;
     op.result.store(result, Ordering::Relaxed);
     if hold {
         op.state.store(ST_DONE, Ordering::Release);
@@ -516,9 +497,8 @@ fn execute(shared: &Shared, op: &ThreadsOp) {
     }
     if waker {
         // SAFETY: the waker was supplied with the poll that queued this op.
-        // A foreign one is valid until the future is complete and deleted,
-        // which op_delete holds back until `worker_busy` clears below; ours
-        // points to a runtime, whose memory stays mapped for the process.
+        // It is valid until the future is complete and deleted, which
+        // op_delete holds back until `worker_busy` clears below.
         let f: unsafe extern "C" fn(*mut c_void) = unsafe { core::mem::transmute(wake) };
         // SAFETY: as above.
         unsafe { f(data) };

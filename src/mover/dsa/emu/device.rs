@@ -3,8 +3,8 @@
 //! on. What a descriptor does is in `exec.rs`.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -15,11 +15,14 @@ use super::{EmuConfig, Stall};
 use crate::mover::dsa::hw::descriptor::{opcode, Descriptor, PASID_RESERVED_MASK};
 use crate::mover::dsa::hw::discovery::{WqConfig, WqMode};
 use crate::mover::dsa::hw::portal::{Method, Portal, PortalError, Submitted};
+use crate::sync::{backoff, Backoff, EventCount};
 
 /// The PASID an emulated ENQCMD inserts.
 pub const EMU_PASID: u32 = 1;
 /// `current` value of an engine with nothing in hand.
 const IDLE: u64 = u64::MAX;
+/// Yields of an engine that found the queue empty, before it parks.
+const ENGINE_YIELDS: u32 = 32;
 
 /// What a SWERROR entry reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,9 +98,8 @@ pub(crate) struct Shared {
     forced_n: AtomicUsize,
     stalled: AtomicBool,
     shutdown: AtomicBool,
-    sleepers: AtomicUsize,
-    lock: Mutex<()>,
-    cv: Condvar,
+    /// Idle engines park here; submissions and state changes notify it.
+    ev: EventCount,
     epoch: Instant,
     last_submit_us: AtomicU64,
 }
@@ -179,30 +181,29 @@ impl Shared {
         }
     }
 
+    /// Sleeps until a submission or a state change, or briefly: the
+    /// `UntilFull` stall and hold releases are decided by time, not
+    /// announced.
     fn park(&self) {
-        let g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        let a = self.ev.announce();
         let ready = !self.queue.is_empty() && self.may_pick_up();
-        if !ready && !self.shutdown.load(Ordering::Acquire) {
-            let wait = if self.cfg.stall == Stall::UntilFull {
-                200
-            } else {
-                1000
-            };
-            let _ = self.cv.wait_timeout(g, Duration::from_micros(wait));
+        if ready || self.shutdown.load(Ordering::Acquire) {
+            self.ev.cancel(a);
+            return;
         }
-        self.sleepers.fetch_sub(1, Ordering::SeqCst);
+        let wait = if self.cfg.stall == Stall::UntilFull {
+            200
+        } else {
+            1000
+        };
+        self.ev.wait(a, Duration::from_micros(wait));
     }
 
     fn wake(&self, all: bool) {
-        fence(Ordering::SeqCst);
-        if self.sleepers.load(Ordering::SeqCst) > 0 {
-            let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-            if all {
-                self.cv.notify_all();
-            } else {
-                self.cv.notify_one();
-            }
+        if all {
+            self.ev.notify_all();
+        } else {
+            self.ev.notify_one();
         }
     }
 }
@@ -237,9 +238,7 @@ impl EmuDevice {
             forced_n: AtomicUsize::new(0),
             stalled: AtomicBool::new(cfg.stall == Stall::Manual),
             shutdown: AtomicBool::new(false),
-            sleepers: AtomicUsize::new(0),
-            lock: Mutex::new(()),
-            cv: Condvar::new(),
+            ev: EventCount::new(),
             epoch: Instant::now(),
             last_submit_us: AtomicU64::new(0),
             cfg,
@@ -404,7 +403,7 @@ impl Portal for EmuDevice {
 fn engine_loop(sh: &Shared, e: usize) {
     let mut rng = Rng::new(sh.cfg.seed ^ (e as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let mut scratch = Vec::new();
-    let mut idle = 0u32;
+    let mut idle = Backoff::new(0, ENGINE_YIELDS);
     loop {
         if sh.shutdown.load(Ordering::Acquire) && sh.queue.is_empty() {
             return;
@@ -426,15 +425,12 @@ fn engine_loop(sh: &Shared, e: usize) {
         };
         match job {
             Some((q, seq)) => {
-                idle = 0;
+                idle.reset();
                 exec::run_top(sh, e, seq, &q.desc, &mut rng, &mut scratch);
                 sh.current[e].store(IDLE, Ordering::SeqCst);
             }
             None => {
-                idle += 1;
-                if idle < 32 {
-                    std::thread::yield_now();
-                } else {
+                if !idle.snooze() {
                     sh.park();
                 }
             }
@@ -445,6 +441,7 @@ fn engine_loop(sh: &Shared, e: usize) {
 /// Wait until every engine other than `me` has finished all descriptors
 /// popped before sequence number `seq` (DRAIN).
 pub(crate) fn wait_older(sh: &Shared, me: usize, seq: u64) {
+    let mut wait = Backoff::new(0, backoff::FOREVER);
     loop {
         let clear = sh.current.iter().enumerate().all(|(i, c)| {
             let c = c.load(Ordering::SeqCst);
@@ -453,6 +450,6 @@ pub(crate) fn wait_older(sh: &Shared, me: usize, seq: u64) {
         if clear {
             return;
         }
-        std::thread::yield_now();
+        wait.snooze();
     }
 }

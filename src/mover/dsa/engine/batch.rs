@@ -15,6 +15,8 @@
 //! reach zero before reading the list.
 
 use core::cell::UnsafeCell;
+
+use crate::sync::backoff::{Backoff, FOREVER};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crossbeam_queue::ArrayQueue;
@@ -262,18 +264,13 @@ impl Batches {
             .open
             .compare_exchange(pack(b, gen), 0, Ordering::AcqRel, Ordering::Acquire);
         // Writers that reserved before the claim finish a 64-byte copy.
-        let mut spins = 0u32;
+        let mut backoff = Backoff::new(64, FOREVER);
         loop {
             let st = rec.load();
             if st.writers == 0 {
                 return Some(st.count);
             }
-            spins += 1;
-            if spins < 64 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
+            backoff.snooze();
         }
     }
 

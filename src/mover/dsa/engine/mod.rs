@@ -24,6 +24,8 @@ use core::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use crate::sync::backoff::{Backoff, FOREVER};
+
 use crate::mover::dsa::hw::completion::{status, CrCell};
 use crate::mover::dsa::hw::descriptor::opcode;
 use crate::mover::dsa::hw::discovery::{WqConfig, WqMode};
@@ -427,11 +429,13 @@ impl Engine {
     /// # Safety
     /// As for [`poll_op`](Self::poll_op).
     pub unsafe fn wait_op(&self, rec: &DeviceOp) -> Poll {
-        let mut spins = 0u32;
+        let mut backoff = Backoff::new(128, FOREVER);
         loop {
             // SAFETY: forwarded caller contract.
             match unsafe { self.poll_op(rec) } {
-                Poll::Running => backoff(&mut spins),
+                Poll::Running => {
+                    backoff.snooze();
+                }
                 p => return p,
             }
         }
@@ -471,15 +475,6 @@ impl Engine {
     /// and before freeing their memory.
     pub fn quiesce(&self) {
         drop(self.scan.write().unwrap_or_else(|e| e.into_inner()));
-    }
-}
-
-fn backoff(spins: &mut u32) {
-    *spins += 1;
-    if *spins < 128 {
-        std::hint::spin_loop();
-    } else {
-        std::thread::yield_now();
     }
 }
 
