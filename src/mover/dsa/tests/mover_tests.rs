@@ -6,11 +6,13 @@ use crate::abi::{
     vdm_operation_data_memcpy, vdm_operation_data_memset, vdm_operation_type,
 };
 use crate::future::{self as fut, COMPLETE, NOTIFIER_NONE, NOTIFIER_POLLER};
+use crate::mover::dsa::emu::EmuDevice;
 use crate::mover::dsa::emu::{EmuConfig, Forced, Stall, DEFAULT_GENCAP};
 use crate::mover::dsa::hw::descriptor::{gencap, opcode};
 use crate::mover::dsa::mover::*;
 use crate::mover::dsa::testutil::{pattern, rig};
-use crate::mover::dsa::EngineOptions;
+use crate::mover::dsa::{Engine, EngineOptions};
+use crate::mover::pool::configured_capacity;
 use std::sync::Arc;
 
 fn blank_vdm() -> vdm {
@@ -330,11 +332,9 @@ fn start_all(m: &DsaMover, ops: Vec<vdm_operation>) -> Vec<(&DsaOp, vdm_operatio
         .collect()
 }
 
-#[test]
-fn one_record_per_operation_the_movers_bound_is_the_only_bound() {
-    // More device operations in flight than the engine's own record table
-    // used to hold (16384): the mover's pool is the only bound now.
-    const N: usize = 20_000;
+/// A HARDWARE mover of `capacity` records on a 4-entry emulated WQ whose
+/// engines wait for `set_stalled(false)`.
+fn stalled_hardware_mover(capacity: u32) -> (Arc<EmuDevice>, Arc<Engine>, Box<DsaMover>) {
     let cfg = EmuConfig {
         wq_size: 4,
         stall: Stall::Manual,
@@ -343,7 +343,16 @@ fn one_record_per_operation_the_movers_bound_is_the_only_bound() {
     let (dev, eng) = rig(cfg, EngineOptions::default());
     let eng = Arc::new(eng);
     let m =
-        DsaMover::with_capacity(blank_vdm(), Path::Hardware, Ok(eng.clone()), 0, N as u32).unwrap();
+        DsaMover::with_capacity(blank_vdm(), Path::Hardware, Ok(eng.clone()), 0, capacity).unwrap();
+    (dev, eng, m)
+}
+
+#[test]
+fn one_record_per_operation_the_movers_bound_is_the_only_bound() {
+    // More device operations in flight than the engine's own record table
+    // used to hold (16384): the mover's pool is the only bound now.
+    const N: usize = 20_000;
+    let (dev, eng, m) = stalled_hardware_mover(N as u32);
     let mut dst = vec![0u8; 64 * N];
     let base = dst.as_mut_ptr() as usize;
     let ops = (0..N)
@@ -378,14 +387,7 @@ fn one_record_per_operation_the_movers_bound_is_the_only_bound() {
 
 #[test]
 fn deleting_a_mover_with_device_operations_in_flight_waits_for_the_device() {
-    let cfg = EmuConfig {
-        wq_size: 4,
-        stall: Stall::Manual,
-        ..Default::default()
-    };
-    let (dev, eng) = rig(cfg, EngineOptions::default());
-    let eng = Arc::new(eng);
-    let m = DsaMover::new(blank_vdm(), Path::Hardware, Ok(eng.clone()), 0).unwrap();
+    let (dev, eng, m) = stalled_hardware_mover(configured_capacity());
     let mut dst = vec![0u8; 64 * 100];
     let base = dst.as_mut_ptr() as usize;
     let ops = (0..100)
