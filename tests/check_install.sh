@@ -7,13 +7,16 @@
 #  1. the installed files (GNU layout): lib/libminiasync.so.0, the
 #     libminiasync.so symlink, lib/libminiasync.a, include/libminiasync.h and
 #     every include/libminiasync/*.h of the source tree, lib/pkgconfig/
-#     libminiasync.pc (Version: 0.2.1), lib/libminiasync/cmake/
+#     libminiasync.pc (Version: Cargo.toml's), lib/libminiasync/cmake/
 #     libminiasync-config{,-version}.cmake, the man pages of man/; every
 #     installed header compiles alone against the prefix;
 #  2. a program built only with `pkg-config --cflags --libs libminiasync`
 #     copies through the sync and the threads mover (runtime_wait) and runs
 #     against the installed library; the same program links statically from
-#     the installed archive with `pkg-config --static`;
+#     the installed archive with `pkg-config --static`, and fully statically
+#     (-static); `pkg-config --static --libs` lists every library rustc
+#     names for the archive (NATIVE_STATIC_LIBS, from
+#     `--print native-static-libs`; `make check-install` sets it);
 #  3. a CMake project using find_package(libminiasync) with
 #     CMAKE_PREFIX_PATH=PREFIX builds and runs; a newer version request fails;
 #  4. `make uninstall PREFIX=PREFIX` leaves nothing but empty directories;
@@ -33,7 +36,10 @@ PREFIX=$1
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CC=${CC:-cc}
 MAKE=${MAKE:-make}
-VERSION=0.2.1
+# The product version, written once in Cargo.toml.
+VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$ROOT/Cargo.toml" | head -n 1)
+# A newer minor version than ours, which the CMake version file must refuse.
+NEWER=$(echo "$VERSION" | awk -F. '{ print $1 "." $2 + 1 }')
 
 passed=0
 failed=0
@@ -74,7 +80,7 @@ I=$PREFIX/include
 
 check "lib/libminiasync.so.0 is a file" is_file "$L/libminiasync.so.0"
 check "lib/libminiasync.so -> libminiasync.so.0" is_link_to "$L/libminiasync.so" libminiasync.so.0
-check "no lib/libminiasync.so.0.2.1" test ! -e "$L/libminiasync.so.$VERSION"
+check "no lib/libminiasync.so.$VERSION" test ! -e "$L/libminiasync.so.$VERSION"
 check "lib/libminiasync.a is a file" is_file "$L/libminiasync.a"
 check "include/libminiasync.h is a file" is_file "$I/libminiasync.h"
 
@@ -98,8 +104,8 @@ PC=$L/pkgconfig/libminiasync.pc
 check "lib/pkgconfig/libminiasync.pc is a file" is_file "$PC"
 check "libminiasync.pc says Version: $VERSION" grep -qx "Version: $VERSION" "$PC"
 check "libminiasync.pc says Name: libminiasync" grep -qx "Name: libminiasync" "$PC"
-check "libminiasync.pc has no Requires and no -lpthread (as upstream)" \
-	sh -c "! grep -E '^Requires|-lpthread' '$PC'"
+check "libminiasync.pc has no Requires and no -lpthread in Libs (as upstream)" \
+	sh -c "! grep -E '^Requires|^Libs:.*-lpthread' '$PC'"
 check "lib/libminiasync/cmake/libminiasync-config.cmake is a file" \
 	is_file "$L/libminiasync/cmake/libminiasync-config.cmake"
 check "lib/libminiasync/cmake/libminiasync-config-version.cmake is a file" \
@@ -181,13 +187,46 @@ else
 	not_ok "the consumer links statically from lib/libminiasync.a with pkg-config --static" \
 		"$WORK/out"
 fi
+# Fully static (libc too): only what pkg-config --static gives.
+# shellcheck disable=SC2086
+if $CC -static -std=gnu99 -Wall -Wextra -Werror -o "$WORK/consumer-allstatic" "$CONSUMER" \
+	$(pkg-config --cflags libminiasync) $static_libs > "$WORK/out" 2>&1; then
+	ok "the consumer links with -static and pkg-config --static"
+	check "the -static consumer has no dynamic section and runs" \
+		sh -c "! readelf -d '$WORK/consumer-allstatic' | grep -q NEEDED &&
+			'$WORK/consumer-allstatic'"
+else
+	not_ok "the consumer links with -static and pkg-config --static" "$WORK/out"
+fi
+# Every library rustc says the archive needs is in Libs.private, except libc
+# (always linked) and libgcc_s (the compiler driver links the unwinder;
+# naming libgcc_s would break -static links).
+missing=""
+for l in ${NATIVE_STATIC_LIBS:-}; do
+	case $l in
+	-lc | -lgcc_s) continue ;;
+	esac
+	case " $(pkg-config --static --libs libminiasync) " in
+	*" $l "*) ;;
+	*) missing="$missing $l" ;;
+	esac
+done
+if [ -z "${NATIVE_STATIC_LIBS:-}" ]; then
+	echo "NATIVE_STATIC_LIBS is not set (run through make check-install)" > "$WORK/out"
+	not_ok "pkg-config --static lists what rustc's native-static-libs names" "$WORK/out"
+elif [ -n "$missing" ]; then
+	echo "rustc: $NATIVE_STATIC_LIBS; not in libminiasync.pc:$missing" > "$WORK/out"
+	not_ok "pkg-config --static lists what rustc's native-static-libs names" "$WORK/out"
+else
+	ok "pkg-config --static lists what rustc's native-static-libs names ($NATIVE_STATIC_LIBS)"
+fi
 
 # ---- 3. CMake consumer -----------------------------------------------------------
 
 if command -v cmake > /dev/null 2>&1; then
 	B=$WORK/cmake-build
 	if cmake -S "$ROOT/tests/cmake_consumer" -B "$B" -DCMAKE_PREFIX_PATH="$PREFIX" \
-		-DCMAKE_C_COMPILER="$CC" > "$WORK/out" 2>&1 &&
+		-DCMAKE_C_COMPILER="$CC" -DMINIASYNC_WANT_VERSION="$VERSION" > "$WORK/out" 2>&1 &&
 		cmake --build "$B" >> "$WORK/out" 2>&1; then
 		ok "a find_package(libminiasync $VERSION) project configures and builds"
 		cp "$WORK/out" "$WORK/cmake.log"
@@ -202,11 +241,11 @@ if command -v cmake > /dev/null 2>&1; then
 			"$WORK/out"
 	fi
 	if cmake -S "$ROOT/tests/cmake_consumer" -B "$WORK/cmake-newer" \
-		-DCMAKE_PREFIX_PATH="$PREFIX" -DMINIASYNC_WANT_VERSION=0.3 \
+		-DCMAKE_PREFIX_PATH="$PREFIX" -DMINIASYNC_WANT_VERSION="$NEWER" \
 		> "$WORK/out" 2>&1; then
-		not_ok "find_package(libminiasync 0.3) is refused by the version file" "$WORK/out"
+		not_ok "find_package(libminiasync $NEWER) is refused by the version file" "$WORK/out"
 	else
-		ok "find_package(libminiasync 0.3) is refused by the version file"
+		ok "find_package(libminiasync $NEWER) is refused by the version file"
 	fi
 else
 	echo "not ok - cmake is not installed (apt-get install cmake)" > "$WORK/out"

@@ -4,7 +4,8 @@
 # any warning. A page that is only a `.so man3/<page>.3` link must point at a
 # page that exists, and is formatted through the link (groff resolves it via
 # -I and a temporary man3 -> man/ symlink). Other pages must also have .TH
-# and a NAME section, so that man-db can index them.
+# and a NAME section, so that man-db can index them, and a .TH footer
+# naming the product version of Cargo.toml ("miniasync-rs X.Y.Z").
 #
 # Prints "man: N passed, N failed"; exit status 1 if any page failed.
 # Skipped (exit 0) when groff is not installed.
@@ -17,6 +18,7 @@ case $0 in
 esac
 root=$(cd "$here/.." && pwd)
 mandir="$root/man"
+version=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$root/Cargo.toml" | head -n 1)
 
 if ! command -v groff >/dev/null 2>&1; then
 	echo "man: skipped (groff not found)"
@@ -59,6 +61,9 @@ for page in "$@"; do
 	else
 		grep -q '^\.TH ' "$page" || problem="no .TH line"
 		grep -q '^\.SH NAME' "$page" || problem="${problem:+$problem; }no NAME section"
+		# The .TH footer names the product version, Cargo.toml's.
+		grep -q "^\.TH .*\"miniasync-rs $version\"" "$page" ||
+			problem="${problem:+$problem; }.TH does not say \"miniasync-rs $version\" (Cargo.toml)"
 	fi
 
 	if [ -z "$problem" ]; then
