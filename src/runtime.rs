@@ -86,6 +86,17 @@ pub unsafe extern "C" fn runtime_wake(data: *mut c_void) {
     rt.ev.notify_one();
 }
 
+/// Whether a waker function's target stays valid for the whole process,
+/// so that a mover may call it after releasing the operation (and after
+/// the future completed and the wait returned). True only for
+/// [`runtime_wake`]: runtimes are recycled, never freed (see `RECYCLED`).
+/// Movers ask this instead of knowing which function the runtime uses; a
+/// marker read through the waker's data would not do, since a foreign
+/// waker's data may point at anything, or nothing.
+pub fn waker_target_is_permanent(wake: *const ()) -> bool {
+    core::ptr::eq(wake, runtime_wake as *const ())
+}
+
 /// Ordering class of a future for one pass: property > 0 first, 0 next,
 /// < 0 (a chain with every entry processed) last.
 fn class(f: *mut future) -> u8 {

@@ -481,10 +481,11 @@ fn execute(shared: &Shared, op: &ThreadsOp) {
     // For a POLLER the monitored word is written after DONE, so that a
     // poller seeing it polls COMPLETE; a waker's target may be released
     // as soon as the future completes, so it is called while op_delete
-    // still waits. Every waker is treated alike (the runtime's included:
-    // its waker is a fence and a load while the runtime is polling, so
-    // op_delete waits for next to nothing).
-    let hold = kind == NOTIFIER_POLLER || waker;
+    // still waits, unless the waker says its target is never released
+    // (the runtime's: then the poller need not wait for the wake, which
+    // on an oversubscribed CPU can mean waiting for a preempted worker).
+    let hold = kind == NOTIFIER_POLLER
+        || (waker && !crate::runtime::waker_target_is_permanent(wake as *const ()));
     op.result.store(result, Ordering::Relaxed);
     if hold {
         op.state.store(ST_DONE, Ordering::Release);
@@ -498,12 +499,104 @@ fn execute(shared: &Shared, op: &ThreadsOp) {
     if waker {
         // SAFETY: the waker was supplied with the poll that queued this op.
         // It is valid until the future is complete and deleted, which
-        // op_delete holds back until `worker_busy` clears below.
+        // op_delete holds back until `worker_busy` clears below, or its
+        // target is permanent (`runtime::waker_target_is_permanent`).
         let f: unsafe extern "C" fn(*mut c_void) = unsafe { core::mem::transmute(wake) };
         // SAFETY: as above.
         unsafe { f(data) };
     }
     if hold {
         op.worker_busy.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abi::{vdm_operation_args, vdm_operation_data_memcpy, vdm_operation_type};
+    use std::time::Instant;
+
+    static GATE_OPEN: AtomicBool = AtomicBool::new(false);
+    static ENTERED: AtomicUsize = AtomicUsize::new(0);
+
+    /// A memcpy that holds its worker until the test opens the gate
+    /// (bounded: it gives up after 20 s, which fails the test below).
+    unsafe extern "C" fn gated(
+        dst: *mut c_void,
+        _src: *const c_void,
+        _n: usize,
+        _flags: c_uint,
+    ) -> *mut c_void {
+        ENTERED.fetch_add(1, Ordering::SeqCst);
+        let t0 = Instant::now();
+        while !GATE_OPEN.load(Ordering::SeqCst) && t0.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        dst
+    }
+
+    fn until(what: &str, f: impl Fn() -> bool) {
+        let t0 = Instant::now();
+        while !f() {
+            assert!(t0.elapsed() < Duration::from_secs(20), "timed out: {what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Issue 12: two pushes made back to back while both workers sleep
+    /// wake both, before either woken worker has run (the old single
+    /// "wake pending" flag made the second push wake nobody; its worker
+    /// then waited for the first one to run and chain the wake).
+    #[test]
+    fn each_push_wakes_its_own_sleeping_worker() {
+        let vdm = vdm {
+            op_new: None,
+            op_delete: None,
+            op_start: None,
+            op_check: None,
+            capabilities: 0,
+            has_property: None,
+        };
+        let m = ThreadsMover::new(vdm, 2, 8, NOTIFIER_NONE).unwrap();
+        m.set_memcpy(Some(gated));
+        until("both workers asleep", || m.shared.ev.unclaimed() == 2);
+        let mut buf = [0u8; 8];
+        let operation = vdm_operation {
+            data: vdm_operation_args {
+                memcpy: vdm_operation_data_memcpy {
+                    dest: buf.as_mut_ptr().cast(),
+                    src: buf.as_mut_ptr().cast(),
+                    n: 0,
+                    flags: 0,
+                },
+            },
+            r#type: vdm_operation_type::VDM_OPERATION_MEMCPY,
+            padding: 0,
+        };
+        let ops = [m.op_new().unwrap(), m.op_new().unwrap()];
+        for op in ops {
+            // SAFETY: a record of this mover; no notifier.
+            assert!(unsafe { m.op_start(op, &operation, core::ptr::null_mut()) });
+        }
+        // The workers are held in `gated` once they run, so none can have
+        // announced itself again: both announcements were claimed by the
+        // two pushes themselves.
+        let unclaimed = m.shared.ev.unclaimed();
+        until("both operations picked up", || {
+            ENTERED.load(Ordering::SeqCst) == 2
+        });
+        GATE_OPEN.store(true, Ordering::SeqCst);
+        for op in ops {
+            until("completion", || m.op_check(op) == COMPLETE);
+            let mut out = vdm_operation_output {
+                r#type: vdm_operation_type::VDM_OPERATION_MEMCPY,
+                result: vdm_operation_result::VDM_SUCCESS,
+                // SAFETY: plain data; all-zero is a valid output union.
+                output: unsafe { core::mem::zeroed() },
+            };
+            // SAFETY: a completed record of this mover, not used after.
+            unsafe { m.op_delete(op, &operation, &mut out) };
+        }
+        assert_eq!(unclaimed, 0, "the second push left a worker asleep");
     }
 }
