@@ -50,6 +50,7 @@ ALL_TARGETS := $(LIB)/$(SONAME) $(LIB)/libminiasync.so $(LIB)/libminiasync.a \
 CHECK_TARGETS := check-rust check-headers check-abi check-symbols check-c \
 	check-install check-pmem2 check-man
 
+.PHONY: check-cross
 .PHONY: all check check-man check-rust check-headers check-abi check-symbols check-c \
 	check-install check-pmem2 check-valgrind check-asan check-lint check-msrv bench demo \
 	install uninstall headers abi clean
@@ -132,6 +133,12 @@ check-rust: $(B)/.dirstamp
 # rust-version; install it with `rustup toolchain install $(MSRV) --profile minimal`).
 check-msrv: $(B)/.dirstamp
 	$(CARGO) +$(MSRV) test --locked --release --target-dir $(B)/msrv-target
+
+# The crate (tests included) type-checks for another architecture: only
+# src/arch/ knows which one it is on (needs `rustup target add`).
+CROSS_TARGET ?= aarch64-unknown-linux-gnu
+check-cross:
+	$(CARGO) check --locked --all-targets --target $(CROSS_TARGET)
 
 check-lint:
 	$(CARGO) fmt --check
