@@ -128,6 +128,10 @@ impl<T: Default> Pool<T> {
             next_owned: AtomicPtr::new(core::ptr::null_mut()),
         }));
         let raw = Box::into_raw(v.into_boxed_slice()).cast::<Slot<T>>();
+        // `free` gets back to a slot from a `&T`, whose provenance covers
+        // only the value: exposing the chunk's provenance here lets `free`
+        // recover a pointer valid for the whole slot (no code is emitted).
+        let _ = raw.expose_provenance();
         c.store(raw, Ordering::Release);
         true
     }
@@ -211,8 +215,11 @@ impl<T: Default> Pool<T> {
     /// freed since; nobody may use it afterwards.
     #[inline]
     pub unsafe fn free(&self, value: &T) {
-        let slot = (value as *const T).cast::<Slot<T>>();
-        // SAFETY: `value` is the first field of a live slot of this pool.
+        // `value` is the first field of its slot, so the addresses are equal;
+        // the pointer must take the chunk's provenance (exposed in
+        // `chunk_ready`), as the reference's covers only the value.
+        let slot = core::ptr::with_exposed_provenance::<Slot<T>>(core::ptr::from_ref(value).addr());
+        // SAFETY: `slot` is a live slot of this pool (see above).
         let (index, next, next_owned) =
             unsafe { ((*slot).index, &(*slot).next, &(*slot).next_owned) };
         if self.is_owner() {
@@ -365,11 +372,13 @@ mod tests {
     #[test]
     fn concurrent_alloc_free_never_shares_a_record() {
         let pool: Pool<Rec> = Pool::new(64);
+        // Miri interprets every step: fewer rounds still interleave threads.
+        let rounds = if cfg!(miri) { 500 } else { 20_000 };
         std::thread::scope(|s| {
             for t in 0..4usize {
                 let pool = &pool;
                 s.spawn(move || {
-                    for i in 0..20_000usize {
+                    for i in 0..rounds {
                         if let Some(r) = pool.alloc() {
                             let tag = t * 1_000_000 + i + 1;
                             r.v.store(tag, Ordering::Relaxed);
