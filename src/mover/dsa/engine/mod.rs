@@ -461,15 +461,6 @@ impl Engine {
         unsafe { (*rec.owned.get()).job = None };
     }
 
-    /// Whether `rec` is started and not yet released.
-    ///
-    /// # Safety
-    /// The caller has exclusive use of `rec`.
-    pub unsafe fn in_use(&self, rec: &DeviceOp) -> bool {
-        // SAFETY: caller's contract.
-        unsafe { (*rec.owned.get()).job.is_some() }
-    }
-
     /// Waits until no reclaim scan that may have read the address of a
     /// released record is still running. Call it after releasing records
     /// and before freeing their memory.
