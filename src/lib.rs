@@ -7,7 +7,7 @@
 //! - [`ffi`]: every `#[no_mangle]` export and every callback stored in a
 //!   `struct vdm`. Each one validates its pointers, runs the safe core behind
 //!   a panic boundary and converts the result for C.
-//! - everything else ([`future`], [`runtime`], [`mover`]) is the safe core;
+//! - everything else ([`runtime`], [`mover`]) is the safe core;
 //!   [`arch`] holds its architecture-specific instructions (inline assembly,
 //!   CPUID) behind a portable API, so nothing else needs `cfg(target_arch)`.
 //!   [`sync`] holds its concurrency primitives (event count, backoff).
@@ -28,7 +28,6 @@ compile_error!("miniasync must be built with panic = \"abort\": panics must neve
 pub mod abi;
 pub mod arch;
 pub mod ffi;
-pub mod future;
 mod log;
 pub mod mover;
 pub mod runtime;

@@ -18,8 +18,8 @@ use core::ffi::c_void;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::abi::{future, future_property, future_waker};
-use crate::future::{self as fut, COMPLETE, NOTIFIER_NONE, NOTIFIER_WAKER, RUNNING};
+use crate::abi::{future_notifier_type, future_property, future_state, future_waker};
+use crate::ffi::view::{notifier_with_waker, FutureRef, Notifier, RawEnum};
 use crate::sync::{Backoff, EventCount};
 
 /// Time spent re-polling without progress before backing off, when some
@@ -99,9 +99,8 @@ pub fn waker_target_is_permanent(wake: *const ()) -> bool {
 
 /// Ordering class of a future for one pass: property > 0 first, 0 next,
 /// < 0 (a chain with every entry processed) last.
-fn class(f: *mut future) -> u8 {
-    // SAFETY: the caller of `wait` vouches that each non-NULL entry is live.
-    match unsafe { fut::has_property(f, future_property::FUTURE_PROPERTY_ASYNC) } {
+fn class(f: &FutureRef<'_>) -> u8 {
+    match f.property(RawEnum::of(future_property::FUTURE_PROPERTY_ASYNC)) {
         p if p > 0 => 0,
         0 => 1,
         _ => 2,
@@ -110,12 +109,9 @@ fn class(f: *mut future) -> u8 {
 
 impl Runtime {
     /// Polls `futs` until all are complete, partitioning the slice in place
-    /// each pass (upstream's visible behaviour).
-    ///
-    /// # Safety
-    /// Every non-NULL entry must be a live future, not polled by anyone
-    /// else during the call.
-    pub unsafe fn wait(&self, futs: &mut [*mut future]) {
+    /// each pass (upstream's visible behaviour). `None` entries (NULL in
+    /// C's array) are skipped.
+    pub(crate) fn wait(&self, futs: &mut [Option<FutureRef<'_>>]) {
         let n = futs.len();
         if n == 0 {
             return;
@@ -129,7 +125,7 @@ impl Runtime {
         // waker (a task reports the notifier only on the poll that starts
         // work).
         let mut slots: Vec<Slot> = vec![Slot::default(); n];
-        let mut scratch: Vec<(*mut future, Slot)> = Vec::new();
+        let mut scratch: Vec<(Option<FutureRef<'_>>, Slot)> = Vec::new();
         let mut idle = Idle::default();
         // Before sleeping, the waiter announces it and polls everything
         // once more: a completion published before a waker looked for the
@@ -143,26 +139,33 @@ impl Runtime {
             let mut pending = 0usize;
             let mut progressed = false;
             let mut all_wake = true;
-            for (&f, slot) in futs.iter().zip(slots.iter_mut()) {
-                // SAFETY: caller's contract.
-                if f.is_null() || unsafe { fut::state(f) } == COMPLETE {
+            for (f, slot) in futs.iter_mut().zip(slots.iter_mut()) {
+                let Some(f) = f else { continue };
+                if f.state().is(future_state::FUTURE_STATE_COMPLETE) {
                     continue;
                 }
-                let mut notifier = fut::notifier_with_waker(future_waker { ..waker });
-                // SAFETY: caller's contract; the notifier lives for the call.
-                let st = unsafe { fut::poll(f, &mut notifier) };
-                if st == COMPLETE {
+                let mut notifier = notifier_with_waker(future_waker { ..waker });
+                let mut n = Notifier::new(&mut notifier);
+                let st = f.poll(&mut n);
+                if st.is(future_state::FUTURE_STATE_COMPLETE) {
                     progressed = true;
                     continue;
                 }
-                // SAFETY: caller's contract.
-                if unsafe { (*f).task.is_none() } {
+                if !f.has_task() {
                     continue; // cannot progress: not waited for
                 }
                 pending += 1;
-                match (st, fut::notifier_used(&notifier)) {
-                    (RUNNING, NOTIFIER_WAKER) => slot.waker = true,
-                    (RUNNING, NOTIFIER_NONE) => {} // nothing new reported
+                let used = n.used().and_then(RawEnum::known);
+                match (st.known(), used) {
+                    (
+                        Some(future_state::FUTURE_STATE_RUNNING),
+                        Some(future_notifier_type::FUTURE_NOTIFIER_WAKER),
+                    ) => slot.waker = true,
+                    // nothing new reported
+                    (
+                        Some(future_state::FUTURE_STATE_RUNNING),
+                        Some(future_notifier_type::FUTURE_NOTIFIER_NONE),
+                    ) => {}
                     _ => slot.waker = false,
                 }
                 all_wake &= slot.waker;
@@ -257,15 +260,15 @@ struct Slot {
 /// in O(n). Skips the move when the slice is already ordered.
 /// Classes are read from every future at the start of each pass, complete
 /// ones included, as upstream did.
-fn partition(futs: &mut [*mut future], slots: &mut [Slot], scratch: &mut Vec<(*mut future, Slot)>) {
+fn partition<'a>(
+    futs: &mut [Option<FutureRef<'a>>],
+    slots: &mut [Slot],
+    scratch: &mut Vec<(Option<FutureRef<'a>>, Slot)>,
+) {
     let mut sorted = true;
     let mut prev = 0u8;
-    for (&f, slot) in futs.iter().zip(slots.iter_mut()) {
-        if f.is_null() {
-            slot.class = 1;
-        } else {
-            slot.class = class(f);
-        }
+    for (f, slot) in futs.iter().zip(slots.iter_mut()) {
+        slot.class = f.as_ref().map_or(1, class);
         sorted &= slot.class >= prev;
         prev = slot.class;
     }
@@ -274,14 +277,13 @@ fn partition(futs: &mut [*mut future], slots: &mut [Slot], scratch: &mut Vec<(*m
     }
     scratch.clear();
     for want in 0..3u8 {
-        scratch.extend(
-            futs.iter()
-                .zip(slots.iter())
-                .filter(|(_, s)| s.class == want)
-                .map(|(&f, &s)| (f, s)),
-        );
+        for (f, s) in futs.iter_mut().zip(slots.iter()) {
+            if s.class == want {
+                scratch.push((f.take(), *s));
+            }
+        }
     }
-    for ((f, s), &(nf, ns)) in futs.iter_mut().zip(slots.iter_mut()).zip(scratch.iter()) {
+    for ((f, s), (nf, ns)) in futs.iter_mut().zip(slots.iter_mut()).zip(scratch.drain(..)) {
         *f = nf;
         *s = ns;
     }
@@ -290,8 +292,10 @@ fn partition(futs: &mut [*mut future], slots: &mut [Slot], scratch: &mut Vec<(*m
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::abi::{future_context, future_notifier, future_state};
+    use crate::abi::{future, future_context, future_notifier, future_state};
+    use crate::ffi::fnptr;
     use core::ffi::c_int;
+    use core::ptr::NonNull;
 
     #[repr(C)]
     struct Counted {
@@ -302,21 +306,24 @@ mod tests {
         asyncp: c_int,
     }
 
-    unsafe extern "C" fn task(ctx: *mut future_context, _n: *mut future_notifier) -> future_state {
+    unsafe extern "C" fn task(
+        ctx: *mut future_context,
+        _n: *mut future_notifier,
+    ) -> RawEnum<future_state> {
         // SAFETY: the context belongs to a `Counted`, right after `task` and
         // `has_property`.
         let c = unsafe { &mut *(ctx.cast::<u8>().sub(16).cast::<Counted>()) };
         // SAFETY: the test owns the vector for the whole wait.
         unsafe { (*c.order).push(c.id) };
         c.polls_left -= 1;
-        if c.polls_left == 0 {
+        RawEnum::of(if c.polls_left == 0 {
             future_state::FUTURE_STATE_COMPLETE
         } else {
             future_state::FUTURE_STATE_RUNNING
-        }
+        })
     }
 
-    unsafe extern "C" fn prop(f: *mut c_void, _p: future_property) -> c_int {
+    unsafe extern "C" fn prop(f: *mut c_void, _p: RawEnum<future_property>) -> c_int {
         // SAFETY: only called on `Counted` futures.
         unsafe { (*f.cast::<Counted>()).asyncp }
     }
@@ -325,13 +332,13 @@ mod tests {
         id: u64,
         polls: u64,
         asyncp: c_int,
-        order: &mut Vec<u64>,
+        order: *mut Vec<u64>,
         state: future_state,
     ) -> Counted {
         Counted {
             base: future {
-                task: Some(task),
-                has_property: Some(prop),
+                task: fnptr::task_fn(task),
+                has_property: fnptr::has_property_fn(prop),
                 context: future_context {
                     data_size: 24,
                     output_size: 4,
@@ -350,19 +357,32 @@ mod tests {
     fn async_first_stable_and_complete_on_entry_counts() {
         let rt = Runtime::default();
         let mut order = Vec::new();
-        let mut a = counted(1, 2, 0, &mut order, future_state::FUTURE_STATE_IDLE);
-        let mut b = counted(2, 1, 1, &mut order, future_state::FUTURE_STATE_IDLE);
-        let mut c = counted(3, 1, 0, &mut order, future_state::FUTURE_STATE_COMPLETE);
-        let mut d = counted(4, 1, 1, &mut order, future_state::FUTURE_STATE_IDLE);
-        let mut futs: Vec<*mut future> = vec![&mut a.base, &mut b.base, &mut c.base, &mut d.base];
-        // SAFETY: all four futures live on this stack frame.
-        unsafe { rt.wait(&mut futs) };
+        // One raw pointer shared by the four futures (each task appends).
+        let o: *mut Vec<u64> = &mut order;
+        let mut a = counted(1, 2, 0, o, future_state::FUTURE_STATE_IDLE);
+        let mut b = counted(2, 1, 1, o, future_state::FUTURE_STATE_IDLE);
+        let mut c = counted(3, 1, 0, o, future_state::FUTURE_STATE_COMPLETE);
+        let mut d = counted(4, 1, 1, o, future_state::FUTURE_STATE_IDLE);
+        let (pb, pd) = (
+            core::ptr::addr_of_mut!(b).cast::<future>(),
+            core::ptr::addr_of_mut!(d).cast::<future>(),
+        );
+        let mut futs: Vec<Option<FutureRef<'_>>> = [&mut a, &mut b, &mut c, &mut d]
+            .into_iter()
+            // SAFETY: all four futures live on this stack frame, and only
+            // the wait below uses them. The pointer covers the whole
+            // `Counted` (the task reads past the `struct future`), and
+            // `base` is its first field.
+            .map(|f| Some(unsafe { FutureRef::new(NonNull::from(f).cast::<future>()) }))
+            .collect();
+        rt.wait(&mut futs);
         assert_eq!(
             order,
             vec![2, 4, 1, 1],
             "ASYNC first, stable, complete ones never polled"
         );
-        assert_eq!(futs[0], &mut b.base as *mut future);
-        assert_eq!(futs[1], &mut d.base as *mut future);
+        let ptr = |f: &Option<FutureRef<'_>>| f.as_ref().unwrap().as_ptr();
+        assert_eq!(ptr(&futs[0]), pb);
+        assert_eq!(ptr(&futs[1]), pd);
     }
 }

@@ -1,5 +1,4 @@
-//! Exports of the DSA mover (`libminiasync-vdm-dml.so`) and the callbacks
-//! of its `struct vdm`.
+//! Exports of the DSA mover (`libminiasync-vdm-dml.so`).
 //!
 //! Besides `data_mover_dml_new/get_vdm/delete`, three names upstream
 //! exported by accident are kept with their upstream signatures:
@@ -8,41 +7,15 @@
 //! (its property function).
 
 use core::ffi::{c_int, c_void};
+use core::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::callbacks::{self, vdm_of, Mover};
-use crate::abi::*;
-use crate::mover::dsa::mover::{self as dml, DsaMover, DsaOp, NewError, Path};
-
-/// `VDM_F_MEM_DURABLE | VDM_F_NO_CACHE_HINT`, as upstream.
-const CAPABILITIES: u32 = 3;
-
-impl Mover for DsaMover {
-    type Op = DsaOp;
-
-    fn owner_of(op: &DsaOp) -> *const DsaMover {
-        op.owner()
-    }
-
-    fn new_op(&self) -> Option<&DsaOp> {
-        self.op_new()
-    }
-
-    unsafe fn start(&self, op: &DsaOp, operation: &vdm_operation, n: *mut future_notifier) -> bool {
-        // SAFETY: forwarded caller contract.
-        unsafe { self.op_start(op, operation, n) }
-    }
-
-    unsafe fn check(&self, op: &DsaOp) -> u32 {
-        // SAFETY: forwarded caller contract.
-        unsafe { self.op_check(op) }
-    }
-
-    unsafe fn delete(&self, op: &DsaOp, operation: &vdm_operation, out: &mut vdm_operation_output) {
-        // SAFETY: forwarded caller contract.
-        unsafe { self.op_delete(op, operation, out) }
-    }
-}
+use super::fnptr;
+use super::view::{self, vdm_of, RawEnum};
+use crate::abi::{
+    data_mover_dml_type, future_notifier, future_property, future_state, vdm, vdm_operation,
+};
+use crate::mover::dsa::mover::{DsaMover, NewError, Path};
 
 /// The mover's `op_start` (exported under upstream's accidental name):
 /// 0 when the operation started (or already completed on the CPU), 1 when
@@ -58,7 +31,7 @@ pub unsafe extern "C" fn data_mover_dml_operation_start(
     n: *mut future_notifier,
 ) -> c_int {
     // SAFETY: forwarded caller contract.
-    unsafe { callbacks::op_start::<DsaMover>(data, operation, n) }
+    unsafe { view::op_start::<DsaMover>(data, operation, n) }
 }
 
 /// The mover's `op_check` (exported under upstream's accidental name).
@@ -69,32 +42,23 @@ pub unsafe extern "C" fn data_mover_dml_operation_start(
 pub unsafe extern "C" fn data_mover_dml_operation_check(
     data: *mut c_void,
     operation: *const vdm_operation,
-) -> future_state {
+) -> RawEnum<future_state> {
     // SAFETY: forwarded caller contract.
-    unsafe { callbacks::op_check::<DsaMover>(data, operation) }
+    unsafe { view::op_check::<DsaMover>(data, operation) }
 }
 
 /// Property function of DSA-mover futures (exported under upstream's
-/// accidental name): 1 for `FUTURE_PROPERTY_ASYNC`, 0 otherwise. The
-/// property is read as a plain integer: C may pass any value.
+/// accidental name): 1 for `FUTURE_PROPERTY_ASYNC`, 0 otherwise (C may
+/// pass any value: the raw integer is compared).
 ///
 /// # Safety
 /// Always safe to call; `unsafe` only for the C ABI type.
 #[no_mangle]
-pub unsafe extern "C" fn has_property_dmd(_future: *mut c_void, property: u32) -> c_int {
-    c_int::from(property == future_property::FUTURE_PROPERTY_ASYNC as u32)
-}
-
-fn dml_vdm() -> vdm {
-    // SAFETY: `enum future_property` is passed as a C int; a function
-    // taking u32 in its place has the same ABI.
-    let has_property = unsafe {
-        core::mem::transmute::<
-            unsafe extern "C" fn(*mut c_void, u32) -> c_int,
-            unsafe extern "C" fn(*mut c_void, future_property) -> c_int,
-        >(has_property_dmd)
-    };
-    vdm_of::<DsaMover>(CAPABILITIES, Some(has_property))
+pub unsafe extern "C" fn has_property_dmd(
+    _future: *mut c_void,
+    property: RawEnum<future_property>,
+) -> c_int {
+    c_int::from(property.is(future_property::FUTURE_PROPERTY_ASYNC))
 }
 
 fn warn_once(msg: &str) {
@@ -104,20 +68,16 @@ fn warn_once(msg: &str) {
     }
 }
 
-/// Creates a DSA mover for `type_` (`enum data_mover_dml_type`, read as a
-/// plain integer). Returns NULL for an unknown type, or for
-/// `DATA_MOVER_DML_HARDWARE` when no usable work queue exists (saying why
-/// on stderr, once per process).
+/// Creates a DSA mover for `type_`. Returns NULL for an unknown type, or
+/// for `DATA_MOVER_DML_HARDWARE` when no usable work queue exists (saying
+/// why on stderr, once per process).
 #[no_mangle]
-pub extern "C" fn data_mover_dml_new(type_: u32) -> *mut DsaMover {
+pub extern "C" fn data_mover_dml_new(type_: RawEnum<data_mover_dml_type>) -> *mut DsaMover {
     let Some(path) = Path::from_raw(type_) else {
         return core::ptr::null_mut();
     };
-    let engine = match path {
-        Path::Software => Err(String::new()),
-        _ => dml::shared_engine(),
-    };
-    match DsaMover::new(dml_vdm(), path, engine, dml::configured_threshold()) {
+    let vdm = vdm_of::<DsaMover>(fnptr::has_property_fn(has_property_dmd));
+    match DsaMover::create(vdm, path) {
         Ok(m) => Box::into_raw(m),
         Err(NewError::NoDevice(why)) => {
             warn_once(&format!(
@@ -133,12 +93,11 @@ pub extern "C" fn data_mover_dml_new(type_: u32) -> *mut DsaMover {
 /// # Safety
 /// `dmd` must be NULL or a live DSA mover.
 #[no_mangle]
-pub unsafe extern "C" fn data_mover_dml_get_vdm(dmd: *mut DsaMover) -> *mut vdm {
-    if dmd.is_null() {
-        return core::ptr::null_mut();
-    }
-    // SAFETY: caller's contract.
-    unsafe { core::ptr::addr_of_mut!((*dmd).vdm) }
+pub unsafe extern "C" fn data_mover_dml_get_vdm(dmd: Option<NonNull<DsaMover>>) -> *mut vdm {
+    dmd.map_or(core::ptr::null_mut(), |m| {
+        // SAFETY: caller's contract: a live mover.
+        unsafe { core::ptr::addr_of_mut!((*m.as_ptr()).vdm) }
+    })
 }
 
 /// Releases a DSA mover; NULL is ignored. Its futures must be complete.
@@ -146,9 +105,9 @@ pub unsafe extern "C" fn data_mover_dml_get_vdm(dmd: *mut DsaMover) -> *mut vdm 
 /// # Safety
 /// `dmd` must be NULL or a live DSA mover not used afterwards.
 #[no_mangle]
-pub unsafe extern "C" fn data_mover_dml_delete(dmd: *mut DsaMover) {
-    if !dmd.is_null() {
+pub unsafe extern "C" fn data_mover_dml_delete(dmd: Option<NonNull<DsaMover>>) {
+    if let Some(m) = dmd {
         // SAFETY: created by Box::into_raw in data_mover_dml_new.
-        drop(unsafe { Box::from_raw(dmd) });
+        drop(unsafe { Box::from_raw(m.as_ptr()) });
     }
 }

@@ -1,34 +1,27 @@
-//! The C boundary: every `#[no_mangle]` export and every callback stored in
-//! a `struct vdm`.
+//! The C boundary: every `#[no_mangle]` export, every callback stored in a
+//! `struct vdm`, and the only code that turns C pointers into Rust values.
 //!
-//! Each function here checks its pointers (NULL is handled as each contract
-//! says, never dereferenced), converts, and calls the safe core. Panics
-//! cannot cross into C: the library is built with `panic = "abort"` (a
-//! `compile_error!` in lib.rs guards it), so a bug aborts the process
-//! instead of unwinding through C frames.
+//! - [`view`]: the safe views (a future, a notifier, a vdm operation, a C
+//!   enum's raw value) and the four `struct vdm` callbacks;
+//! - [`fnptr`]: every function-pointer cast;
+//! - one file of exports per header: `future.rs`, `runtime.rs`, `vdm.rs`,
+//!   `sync.rs`, `threads.rs`, `dml.rs` (`libminiasync-vdm-dml`).
+//!
+//! Each export takes its pointers as `Option<NonNull<T>>` (or `Option<&T>`
+//! where the contract gives a reference), handles NULL as its contract
+//! says, builds the views and calls the safe core. Policy (capabilities,
+//! defaults, engine choice) lives with the movers. Panics cannot cross into
+//! C: the library is built with `panic = "abort"` (a `compile_error!` in
+//! lib.rs guards it), so a bug aborts the process instead of unwinding
+//! through C frames.
 
-mod callbacks;
-pub mod dml;
-pub mod future;
-pub mod runtime;
-pub mod sync;
-pub mod threads;
-pub mod vdm;
+mod dml;
+pub(crate) mod fnptr;
+mod future;
+mod runtime;
+mod sync;
+mod threads;
+mod vdm;
+pub(crate) mod view;
 
-/// An `op_new` callback whose type argument is a plain integer, as the
-/// `struct vdm` field's type. C may pass any `int` as the enum; a Rust enum
-/// parameter holding a value outside its variants would be undefined
-/// behaviour, so our callbacks never take the enum.
-pub(crate) fn op_new_fn(f: RawOpNew) -> crate::abi::vdm_operation_new {
-    // SAFETY: `enum vdm_operation_type` is passed as a C int; a function
-    // taking u32 in its place has the same ABI.
-    Some(unsafe { core::mem::transmute::<RawOpNew, TypedOpNew>(f) })
-}
-
-type RawOpNew = unsafe extern "C" fn(*mut crate::abi::vdm, u32) -> *mut core::ffi::c_void;
-type TypedOpNew = unsafe extern "C" fn(
-    *mut crate::abi::vdm,
-    crate::abi::vdm_operation_type,
-) -> *mut core::ffi::c_void;
-
-pub(crate) use crate::log::warn;
+use crate::log::warn;

@@ -1,5 +1,8 @@
 //! Exports of the runtime.
 
+use core::ptr::NonNull;
+
+use super::view::FutureRef;
 use crate::abi::future;
 use crate::runtime::Runtime;
 
@@ -15,11 +18,11 @@ pub extern "C" fn runtime_new() -> *mut Runtime {
 /// `runtime` must be NULL or from `runtime_new`, with no thread waiting on
 /// it, and not used afterwards.
 #[no_mangle]
-pub unsafe extern "C" fn runtime_delete(runtime: *mut Runtime) {
-    if !runtime.is_null() {
+pub unsafe extern "C" fn runtime_delete(runtime: Option<NonNull<Runtime>>) {
+    if let Some(rt) = runtime {
         // SAFETY: created by runtime_new (caller's contract). Its memory is
         // kept for reuse, so a mover's late wake stays harmless.
-        unsafe { Runtime::retire(runtime) };
+        unsafe { Runtime::retire(rt.as_ptr()) };
     }
 }
 
@@ -31,17 +34,19 @@ pub unsafe extern "C" fn runtime_delete(runtime: *mut Runtime) {
 /// `futs` must be NULL or hold `nfuts` pointers, each NULL or a live future.
 #[no_mangle]
 pub unsafe extern "C" fn runtime_wait_multiple(
-    runtime: *mut Runtime,
-    futs: *mut *mut future,
+    runtime: Option<&Runtime>,
+    futs: Option<NonNull<*mut future>>,
     nfuts: usize,
 ) {
-    if runtime.is_null() || futs.is_null() || nfuts == 0 {
+    let (Some(rt), Some(futs)) = (runtime, futs) else {
+        return;
+    };
+    if nfuts == 0 {
         return;
     }
-    // SAFETY: caller's contract.
-    let slice = unsafe { core::slice::from_raw_parts_mut(futs, nfuts) };
-    // SAFETY: caller's contract.
-    unsafe { (*runtime).wait(slice) };
+    // SAFETY: caller's contract: `nfuts` pointers, each NULL or a live
+    // future nobody else polls during the wait.
+    rt.wait(unsafe { FutureRef::slice(futs, nfuts) });
 }
 
 /// Waits for one future. NULL arguments return at once.
@@ -49,10 +54,11 @@ pub unsafe extern "C" fn runtime_wait_multiple(
 /// # Safety
 /// `fut` must be NULL or a live future.
 #[no_mangle]
-pub unsafe extern "C" fn runtime_wait(runtime: *mut Runtime, fut: *mut future) {
-    let mut one = fut;
-    // SAFETY: `one` is a one-element array.
-    unsafe { runtime_wait_multiple(runtime, &mut one, 1) };
+pub unsafe extern "C" fn runtime_wait(runtime: Option<&Runtime>, fut: Option<NonNull<future>>) {
+    if let Some(rt) = runtime {
+        // SAFETY: caller's contract: NULL or a live future, for the wait.
+        rt.wait(&mut [fut.map(|f| unsafe { FutureRef::new(f) })]);
+    }
 }
 
 /// Waits for a contiguous array of `nfuts` futures of one type; the stride
@@ -64,20 +70,32 @@ pub unsafe extern "C" fn runtime_wait(runtime: *mut Runtime, fut: *mut future) {
 /// `futs` must be NULL or point to `nfuts` live futures of equal size laid
 /// out back to back.
 #[no_mangle]
-pub unsafe extern "C" fn runtime_wait_all(runtime: *mut Runtime, futs: *mut future, nfuts: usize) {
-    if runtime.is_null() || futs.is_null() || nfuts == 0 {
+pub unsafe extern "C" fn runtime_wait_all(
+    runtime: Option<&Runtime>,
+    futs: Option<NonNull<future>>,
+    nfuts: usize,
+) {
+    let (Some(rt), Some(futs)) = (runtime, futs) else {
+        return;
+    };
+    if nfuts == 0 {
         return;
     }
-    // SAFETY: caller's contract: the first future is live.
-    let ctx = unsafe { &(*futs).context };
+    let first = futs.as_ptr();
+    // SAFETY: caller's contract: the first future is live (its sizes are
+    // read field by field: its state may hold any integer).
+    let (data, output) = unsafe { ((*first).context.data_size, (*first).context.output_size) };
     let size = core::mem::size_of::<future>()
-        .saturating_add(ctx.data_size)
-        .saturating_add(ctx.output_size);
+        .saturating_add(data)
+        .saturating_add(output);
     let stride = (size + 7) & !7;
-    let mut ptrs: Vec<*mut future> = (0..nfuts)
-        // SAFETY: the caller promised `nfuts` futures of this stride.
-        .map(|i| unsafe { futs.cast::<u8>().add(i * stride).cast::<future>() })
+    let mut views: Vec<Option<FutureRef<'_>>> = (0..nfuts)
+        // SAFETY: the caller promised `nfuts` live futures of this stride,
+        // polled by nobody else during the wait.
+        .map(|i| unsafe {
+            let p = first.cast::<u8>().add(i * stride).cast::<future>();
+            Some(FutureRef::new(NonNull::new_unchecked(p)))
+        })
         .collect();
-    // SAFETY: caller's contract.
-    unsafe { (*runtime).wait(&mut ptrs) };
+    rt.wait(&mut views);
 }

@@ -3,43 +3,55 @@
 //! vdm future task they install.
 
 use core::ffi::{c_int, c_uint, c_void};
+use core::ptr::NonNull;
 
+use super::fnptr;
+use super::view::RawEnum;
 use crate::abi::*;
-use crate::future as fut;
 
 /// The task of vdm futures built by the exported `vdm_*` functions; the
-/// same steps as the header's `vdm_operation_impl`.
+/// same steps as the header's `vdm_operation_impl`, calling the mover's
+/// callbacks (which may be C's) through their raw signatures.
 ///
 /// # Safety
 /// `ctx` must be the context of a live `vdm_operation_future` whose `vdm`
 /// is a live mover; `n` NULL or writable.
-pub unsafe extern "C" fn vdm_operation_task(
+unsafe extern "C" fn vdm_operation_task(
     ctx: *mut future_context,
     n: *mut future_notifier,
-) -> future_state {
-    // SAFETY: caller's contract: the vdm data follows the context.
-    let data = unsafe { &mut *ctx.add(1).cast::<vdm_operation_data>() };
-    // SAFETY: caller's contract: the mover is live.
-    let vdm = unsafe { &*data.vdm };
-    // SAFETY: caller's contract.
-    let state = unsafe { core::ptr::addr_of!((*ctx).state).cast::<u32>().read() };
-    if state == fut::IDLE {
+) -> RawEnum<future_state> {
+    // SAFETY: caller's contract: the vdm data follows the context. Fields
+    // are reached through the pointer (the operation's type may hold any
+    // integer C stored).
+    let data = unsafe { ctx.add(1).cast::<vdm_operation_data>() };
+    // SAFETY: as above.
+    let (handle, vdm, op) = unsafe {
+        (
+            (*data).data,
+            &*(*data).vdm,
+            core::ptr::addr_of!((*data).operation),
+        )
+    };
+    // SAFETY: caller's contract; a 4-byte field of the context.
+    let state: RawEnum<future_state> = unsafe {
+        core::ptr::addr_of!((*ctx).state)
+            .cast::<RawEnum<future_state>>()
+            .read()
+    };
+    if state.is(future_state::FUTURE_STATE_IDLE) {
         if let Some(start) = vdm.op_start {
             // SAFETY: the mover's own callback with its own handle.
-            if unsafe { start(data.data, &data.operation, n) } != 0 {
-                return future_state::FUTURE_STATE_IDLE;
+            if unsafe { start(handle, op, n) } != 0 {
+                return RawEnum::of(future_state::FUTURE_STATE_IDLE);
             }
         }
     }
     let Some(check) = vdm.op_check else {
-        return future_state::FUTURE_STATE_RUNNING;
+        return RawEnum::of(future_state::FUTURE_STATE_RUNNING);
     };
-    // SAFETY: `vdm_operation_check` returns an int-sized enum; read as u32.
-    let check: unsafe extern "C" fn(*mut c_void, *const vdm_operation) -> u32 =
-        unsafe { core::mem::transmute(check) };
     // SAFETY: the mover's own callback with its own handle.
-    let st = unsafe { check(data.data, &data.operation) };
-    if st == fut::COMPLETE {
+    let st = unsafe { fnptr::raw_op_check(check)(handle, op) };
+    if st.is(future_state::FUTURE_STATE_COMPLETE) {
         if let Some(delete) = vdm.op_delete {
             // SAFETY: the output follows the data (caller's contract).
             let out = unsafe {
@@ -49,14 +61,14 @@ pub unsafe extern "C" fn vdm_operation_task(
                     .cast::<vdm_operation_output>()
             };
             // SAFETY: the mover's own callback; the handle dies here.
-            unsafe { delete(data.data, &data.operation, out) };
+            unsafe { delete(handle, op, out) };
         }
-        return future_state::FUTURE_STATE_COMPLETE;
+        return st;
     }
-    if st == fut::RUNNING {
-        future_state::FUTURE_STATE_RUNNING
+    if st.is(future_state::FUTURE_STATE_RUNNING) {
+        st
     } else {
-        future_state::FUTURE_STATE_IDLE
+        RawEnum::of(future_state::FUTURE_STATE_IDLE)
     }
 }
 
@@ -66,21 +78,22 @@ pub unsafe extern "C" fn vdm_operation_task(
 ///
 /// # Safety
 /// `vdm` must be NULL or a live mover.
-unsafe fn generic(vdm: *mut vdm, operation: vdm_operation) -> vdm_operation_future {
+unsafe fn generic(vdm: Option<NonNull<vdm>>, operation: vdm_operation) -> vdm_operation_future {
     let ty = operation.r#type;
     // SAFETY: an all-zero future is valid plain data (NULL pointers, zero
     // sizes, enum value 0 in every enum field).
     let mut f: vdm_operation_future = unsafe { core::mem::zeroed() };
-    f.data.vdm = vdm;
+    f.data.vdm = vdm.map_or(core::ptr::null_mut(), NonNull::as_ptr);
     f.data.operation = operation;
     f.output.r#type = ty;
     f.output.result = vdm_operation_result::VDM_SUCCESS;
     f.base.context.data_size = core::mem::size_of::<vdm_operation_data>();
     f.base.context.output_size = core::mem::size_of::<vdm_operation_output>();
-    // SAFETY: checked non-NULL; caller's contract.
-    let handle = match unsafe { vdm.as_ref() }.and_then(|v| v.op_new) {
-        // SAFETY: the mover's own callback.
-        Some(new) => unsafe { new(vdm, ty) },
+    // SAFETY: caller's contract: NULL or a live mover.
+    let mover = vdm.map(|v| unsafe { v.as_ref() });
+    let handle = match mover.and_then(|v| v.op_new) {
+        // SAFETY: the mover's own callback, given its own vdm.
+        Some(new) => unsafe { fnptr::raw_op_new(new)(f.data.vdm, RawEnum::of(ty)) },
         None => {
             f.output.result = vdm_operation_result::VDM_ERROR_JOB_CORRUPTED;
             f.base.context.state = future_state::FUTURE_STATE_COMPLETE;
@@ -92,18 +105,17 @@ unsafe fn generic(vdm: *mut vdm, operation: vdm_operation) -> vdm_operation_futu
         f.output.result = vdm_operation_result::VDM_ERROR_OUT_OF_MEMORY;
         f.base.context.state = future_state::FUTURE_STATE_COMPLETE;
     } else {
-        f.base.task = Some(vdm_operation_task);
-        f.base.has_property = Some(default_property);
+        f.base.task = fnptr::task_fn(vdm_operation_task);
+        f.base.has_property = fnptr::has_property_fn(default_property);
         f.base.context.state = future_state::FUTURE_STATE_IDLE;
     }
-    // SAFETY: checked non-NULL above.
-    if let Some(p) = unsafe { (*vdm).has_property } {
+    if let Some(p) = mover.and_then(|v| v.has_property) {
         f.base.has_property = Some(p);
     }
     f
 }
 
-unsafe extern "C" fn default_property(_f: *mut c_void, _p: future_property) -> c_int {
+unsafe extern "C" fn default_property(_f: *mut c_void, _p: RawEnum<future_property>) -> c_int {
     0
 }
 
@@ -121,7 +133,7 @@ fn op(ty: vdm_operation_type, args: vdm_operation_args) -> vdm_operation {
 /// `vdm` NULL or a live mover; the buffers valid until the future completes.
 #[no_mangle]
 pub unsafe extern "C" fn vdm_memcpy(
-    vdm: *mut vdm,
+    vdm: Option<NonNull<vdm>>,
     dest: *mut c_void,
     src: *mut c_void,
     n: usize,
@@ -145,7 +157,7 @@ pub unsafe extern "C" fn vdm_memcpy(
 /// As for `vdm_memcpy`.
 #[no_mangle]
 pub unsafe extern "C" fn vdm_memmove(
-    vdm: *mut vdm,
+    vdm: Option<NonNull<vdm>>,
     dest: *mut c_void,
     src: *mut c_void,
     n: usize,
@@ -169,7 +181,7 @@ pub unsafe extern "C" fn vdm_memmove(
 /// As for `vdm_memcpy`.
 #[no_mangle]
 pub unsafe extern "C" fn vdm_memset(
-    vdm: *mut vdm,
+    vdm: Option<NonNull<vdm>>,
     str: *mut c_void,
     c: c_int,
     n: usize,
@@ -188,7 +200,7 @@ pub unsafe extern "C" fn vdm_memset(
 /// As for `vdm_memcpy`.
 #[no_mangle]
 pub unsafe extern "C" fn vdm_flush(
-    vdm: *mut vdm,
+    vdm: Option<NonNull<vdm>>,
     dest: *mut c_void,
     n: usize,
     flags: u64,
@@ -206,10 +218,8 @@ pub unsafe extern "C" fn vdm_flush(
 /// # Safety
 /// `vdm` must be NULL or a live mover.
 #[no_mangle]
-pub unsafe extern "C" fn vdm_is_supported(vdm: *mut vdm, capability: c_uint) -> c_int {
-    // SAFETY: caller's contract.
-    match unsafe { vdm.as_ref() } {
-        Some(v) => c_int::from(v.capabilities & capability == capability),
-        None => 0,
-    }
+pub unsafe extern "C" fn vdm_is_supported(vdm: Option<&vdm>, capability: c_uint) -> c_int {
+    vdm.map_or(0, |v| {
+        c_int::from(v.capabilities & capability == capability)
+    })
 }

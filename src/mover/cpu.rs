@@ -7,7 +7,7 @@
 //! before the operation is reported complete. The instructions live in
 //! [`crate::arch`], which chooses them once per process.
 
-use super::op::{Op, OpKind};
+use super::{Op, OpKind};
 
 /// Writes back every cache line overlapping `[addr, addr + len)` and fences
 /// ([`crate::arch::write_back`]).
@@ -139,7 +139,7 @@ unsafe fn copy_small(dst: *mut u8, src: *const u8, n: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mover::op::Hints;
+    use crate::mover::Hints;
 
     #[test]
     fn copies_and_flushes() {

@@ -3,11 +3,9 @@
 
 use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
-use super::cpu;
-use super::op::{self, fill_output};
-use super::pool::{configured_capacity, Pool};
-use crate::abi::{vdm, vdm_operation, vdm_operation_output, vdm_operation_result};
-use crate::future::{COMPLETE, IDLE};
+use super::{configured_capacity, cpu, result_of, BadOp, Mover, Op, Pool};
+use crate::abi::{future_state, vdm, vdm_operation_result};
+use crate::ffi::view::Notifier;
 
 /// `result` value of a record whose operation has not run yet.
 const NOT_RUN: u32 = u32::MAX;
@@ -24,13 +22,6 @@ impl Default for SyncOp {
             owner: AtomicPtr::new(core::ptr::null_mut()),
             result: AtomicU32::new(NOT_RUN),
         }
-    }
-}
-
-impl SyncOp {
-    /// The mover this record belongs to.
-    pub fn owner(&self) -> *const SyncMover {
-        self.owner.load(Ordering::Relaxed)
     }
 }
 
@@ -52,9 +43,26 @@ impl SyncMover {
         })
     }
 
-    /// Reserves a record (`None`: the bound of outstanding ops is reached).
+    /// Outstanding records (for tests).
+    pub fn outstanding(&self) -> u32 {
+        self.pool.outstanding()
+    }
+}
+
+impl Mover for SyncMover {
+    type Op = SyncOp;
+
+    /// None: upstream's synchronous mover has capabilities 0.
+    const CAPABILITIES: u32 = 0;
+
+    unsafe fn owner_of(op: &SyncOp) -> &SyncMover {
+        // SAFETY: caller's contract: a live record, whose `op_new` stored
+        // its (living) mover.
+        unsafe { &*op.owner.load(Ordering::Relaxed) }
+    }
+
     #[inline]
-    pub fn op_new(&self) -> Option<&SyncOp> {
+    fn new_op(&self) -> Option<&SyncOp> {
         let op = self.pool.alloc()?;
         op.owner
             .store((self as *const SyncMover).cast_mut(), Ordering::Relaxed);
@@ -62,60 +70,45 @@ impl SyncMover {
         Some(op)
     }
 
-    /// Runs the operation now. Bad operations (NULL buffers, wrapping
-    /// ranges, unknown types) touch no memory and end in
+    /// Runs the operation now, on this thread; its future needs no
+    /// notifier (NONE). A refused operation touches no memory and ends in
     /// `VDM_ERROR_JOB_CORRUPTED`.
-    ///
-    /// # Safety
-    /// The operation's buffers must be valid as its type implies.
     #[inline]
-    pub unsafe fn op_start(&self, op: &SyncOp, operation: &vdm_operation) {
-        let result = match op::decode(operation) {
+    unsafe fn start(&self, op: &SyncOp, operation: Result<Op, BadOp>, mut n: Notifier<'_>) -> bool {
+        n.use_none();
+        let result = match operation {
             Ok(decoded) => {
-                // SAFETY: forwarded caller contract.
+                // SAFETY: caller's contract on the buffers; decoded and
+                // checked.
                 unsafe { cpu::run(&decoded) };
                 vdm_operation_result::VDM_SUCCESS
             }
             Err(_) => vdm_operation_result::VDM_ERROR_JOB_CORRUPTED,
         };
         op.result.store(result as u32, Ordering::Release);
+        true
     }
 
     /// COMPLETE once started, IDLE before.
     #[inline]
-    pub fn op_check(&self, op: &SyncOp) -> u32 {
+    unsafe fn check(&self, op: &SyncOp) -> future_state {
         if op.result.load(Ordering::Acquire) == NOT_RUN {
-            IDLE
+            future_state::FUTURE_STATE_IDLE
         } else {
-            COMPLETE
+            future_state::FUTURE_STATE_COMPLETE
         }
     }
 
-    /// Fills the output and releases the record.
-    ///
-    /// # Safety
-    /// `op` must be a record of this mover that is not used afterwards.
+    /// A record deleted without having run reports a corrupted job
+    /// (nothing was written).
     #[inline]
-    pub unsafe fn op_delete(
-        &self,
-        op: &SyncOp,
-        operation: &vdm_operation,
-        output: &mut vdm_operation_output,
-    ) {
-        let result = op.result.load(Ordering::Acquire);
-        let result = if result == NOT_RUN {
-            // Deleted without having run: report it, nothing was written.
-            vdm_operation_result::VDM_ERROR_JOB_CORRUPTED as u32
-        } else {
-            result
+    unsafe fn delete(&self, op: &SyncOp) -> vdm_operation_result {
+        let result = match op.result.load(Ordering::Acquire) {
+            NOT_RUN => vdm_operation_result::VDM_ERROR_JOB_CORRUPTED,
+            r => result_of(r),
         };
-        fill_output(operation, output, result);
-        // SAFETY: forwarded caller contract.
+        // SAFETY: caller's contract: a live record, not used afterwards.
         unsafe { self.pool.free(op) };
-    }
-
-    /// Outstanding records (for tests).
-    pub fn outstanding(&self) -> u32 {
-        self.pool.outstanding()
+        result
     }
 }

@@ -25,31 +25,28 @@ use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
 
-use super::cpu;
-use super::op::{self, fill_output, Hints, Op, OpKind};
-use super::pool::{configured_capacity, Pool};
+use super::{configured_capacity, cpu, result_of, BadOp, Hints, Mover, Op, OpKind, Pool};
 use crate::abi::{
-    future_notifier, memcpy_fn, memmove_fn, memset_fn, vdm, vdm_operation, vdm_operation_output,
-    vdm_operation_result,
+    future_notifier_type, future_state, memcpy_fn, memmove_fn, memset_fn, vdm, vdm_operation_result,
 };
-use crate::future::{
-    self as fut, COMPLETE, IDLE, NOTIFIER_NONE, NOTIFIER_POLLER, NOTIFIER_WAKER, RUNNING,
-};
+use crate::ffi::fnptr;
+use crate::ffi::view::{Notifier, RawEnum, Waker};
 use crate::sync::{backoff, Backoff, EventCount};
 
 const ST_IDLE: u32 = 0;
 const ST_QUEUED: u32 = 1;
 const ST_DONE: u32 = 2;
 
-/// `memcpy_fn` / `memmove_fn` without the `Option` (stored as `usize`).
-type CopyFn = unsafe extern "C" fn(*mut c_void, *const c_void, usize, c_uint) -> *mut c_void;
-/// `memset_fn` without the `Option`.
-type SetFn = unsafe extern "C" fn(*mut c_void, c_int, usize, c_uint) -> *mut c_void;
-
 /// Largest accepted queue size (slots).
 pub const MAX_RING: usize = 1 << 24;
 /// Largest accepted worker count.
 pub const MAX_THREADS: usize = 4096;
+/// `data_mover_threads_default()`: workers, as upstream.
+pub const DEFAULT_THREADS: usize = 12;
+/// `data_mover_threads_default()`: queue slots, as upstream.
+pub const DEFAULT_RING: usize = 128;
+/// `data_mover_threads_default()`: the notifier of its futures.
+pub const DEFAULT_NOTIFIER: future_notifier_type = future_notifier_type::FUTURE_NOTIFIER_WAKER;
 
 /// Spins of an idle worker before it sleeps (about 25-60 us of PAUSE on
 /// current x86 cores): long enough to catch the next operation of a burst
@@ -71,52 +68,59 @@ pub struct ThreadsOp {
     complete_word: AtomicU64,
     /// A worker holds the record (from dequeue to after the wake).
     worker_busy: AtomicBool,
-    notifier: AtomicU32,
-    waker_data: AtomicPtr<c_void>,
-    waker_fn: AtomicUsize,
-    op: UnsafeCell<vdm_operation>,
+    /// The queued work: written by the poller before the push, read by the
+    /// worker after the pop.
+    job: UnsafeCell<Job>,
 }
 
-impl ThreadsOp {
-    /// The mover this record belongs to (its `struct vdm`'s address).
-    pub fn owner(&self) -> *const ThreadsMover {
-        self.mover.load(Ordering::Relaxed)
-    }
+/// What a worker needs of a queued operation.
+#[derive(Clone, Copy)]
+struct Job {
+    op: Op,
+    notify: Notify,
+}
+
+/// How the worker tells the future it completed.
+#[derive(Clone, Copy)]
+enum Notify {
+    /// Nothing: the future polls (FUTURE_NOTIFIER_NONE).
+    None,
+    /// Call the waker (FUTURE_NOTIFIER_WAKER); a waker with a NULL
+    /// function is reported as used and never called.
+    Waker(Option<Waker>),
+    /// Write the record's word (FUTURE_NOTIFIER_POLLER).
+    Poller,
 }
 
 impl Default for ThreadsOp {
     fn default() -> Self {
-        // SAFETY: `vdm_operation` is plain data (pointers, integers, and a
-        // 4-byte enum whose 0 value is VDM_OPERATION_MEMCPY): all-zero is a
-        // valid value.
-        let op = unsafe { core::mem::zeroed::<vdm_operation>() };
         ThreadsOp {
             mover: AtomicPtr::new(core::ptr::null_mut()),
             state: AtomicU32::new(ST_IDLE),
             result: AtomicU32::new(0),
             complete_word: AtomicU64::new(0),
             worker_busy: AtomicBool::new(false),
-            notifier: AtomicU32::new(NOTIFIER_NONE),
-            waker_data: AtomicPtr::new(core::ptr::null_mut()),
-            waker_fn: AtomicUsize::new(0),
-            op: UnsafeCell::new(op),
+            job: UnsafeCell::new(Job {
+                op: Op::fill(0, 0, 0, Hints::default()),
+                notify: Notify::None,
+            }),
         }
     }
 }
 
-// SAFETY: `op` is written only by the owning poller thread while the record
+// SAFETY: `job` is written only by the owning poller thread while the record
 // is not queued, and read by a worker only after the queue hand-off (which
 // orders the write before the read); everything else is atomic.
 unsafe impl Sync for ThreadsOp {}
-// SAFETY: the raw pointers inside are plain addresses handed over by C with
-// the operation; the record owns nothing they point to.
+// SAFETY: the job's addresses are plain integers handed over by C with the
+// operation, and a waker may be called from any thread.
 unsafe impl Send for ThreadsOp {}
 
 /// State shared by the mover handle and its workers.
 struct Shared {
     queue: ArrayQueue<usize>,
     pool: Pool<ThreadsOp>,
-    notifier: u32,
+    notifier: future_notifier_type,
     memcpy: AtomicUsize,
     memmove: AtomicUsize,
     memset: AtomicUsize,
@@ -202,21 +206,21 @@ impl ThreadsMover {
         vdm: vdm,
         nthreads: usize,
         ring: usize,
-        notifier: u32,
+        notifier: RawEnum<future_notifier_type>,
     ) -> Result<Box<ThreadsMover>, NewError> {
         if nthreads == 0 || nthreads > MAX_THREADS || ring == 0 || ring > MAX_RING {
             return Err(NewError::BadArgument);
         }
-        if !matches!(notifier, NOTIFIER_NONE | NOTIFIER_WAKER | NOTIFIER_POLLER) {
+        let Some(notifier) = notifier.known() else {
             return Err(NewError::BadArgument);
-        }
+        };
         let shared = Arc::new(Shared {
             queue: ArrayQueue::new(ring.next_power_of_two()),
             pool: Pool::new(configured_capacity()),
             notifier,
-            memcpy: AtomicUsize::new(default_memcpy as *const () as usize),
-            memmove: AtomicUsize::new(default_memmove as *const () as usize),
-            memset: AtomicUsize::new(default_memset as *const () as usize),
+            memcpy: AtomicUsize::new(fnptr::copy_fn_word(default_memcpy)),
+            memmove: AtomicUsize::new(fnptr::copy_fn_word(default_memmove)),
+            memset: AtomicUsize::new(fnptr::set_fn_word(default_memset)),
             ev: EventCount::new(),
             stop: AtomicBool::new(false),
         });
@@ -244,7 +248,7 @@ impl ThreadsMover {
     /// Replaces the memcpy function (None restores the built-in one).
     pub fn set_memcpy(&self, f: memcpy_fn) {
         self.shared.memcpy.store(
-            f.map_or(default_memcpy as *const () as usize, |f| f as usize),
+            fnptr::copy_fn_word(f.unwrap_or(default_memcpy)),
             Ordering::Release,
         );
     }
@@ -252,7 +256,7 @@ impl ThreadsMover {
     /// Replaces the memmove function (None restores the built-in one).
     pub fn set_memmove(&self, f: memmove_fn) {
         self.shared.memmove.store(
-            f.map_or(default_memmove as *const () as usize, |f| f as usize),
+            fnptr::copy_fn_word(f.unwrap_or(default_memmove)),
             Ordering::Release,
         );
     }
@@ -260,130 +264,9 @@ impl ThreadsMover {
     /// Replaces the memset function (None restores the built-in one).
     pub fn set_memset(&self, f: memset_fn) {
         self.shared.memset.store(
-            f.map_or(default_memset as *const () as usize, |f| f as usize),
+            fnptr::set_fn_word(f.unwrap_or(default_memset)),
             Ordering::Release,
         );
-    }
-
-    /// Reserves a record (`None`: the bound of outstanding ops is reached).
-    pub fn op_new(&self) -> Option<&ThreadsOp> {
-        let op = self.shared.pool.alloc()?;
-        op.mover
-            .store((self as *const ThreadsMover).cast_mut(), Ordering::Relaxed);
-        op.state.store(ST_IDLE, Ordering::Relaxed);
-        op.complete_word.store(0, Ordering::Relaxed);
-        Some(op)
-    }
-
-    /// Queues the operation. Returns false when the queue is full: the
-    /// operation stays IDLE, the notifier is marked NONE (no wake will
-    /// come) and the next poll tries again.
-    ///
-    /// # Safety
-    /// `op` must be a record of this mover; `n` NULL or valid for writes.
-    pub unsafe fn op_start(
-        &self,
-        op: &ThreadsOp,
-        operation: &vdm_operation,
-        n: *mut future_notifier,
-    ) -> bool {
-        if op.state.load(Ordering::Relaxed) != ST_IDLE {
-            return true;
-        }
-        // SAFETY: the record is not queued, so only this thread touches it.
-        unsafe { *op.op.get() = *operation };
-        let kind = if n.is_null() {
-            NOTIFIER_NONE
-        } else {
-            self.shared.notifier
-        };
-        op.notifier.store(kind, Ordering::Relaxed);
-        if kind == NOTIFIER_WAKER {
-            // SAFETY: `n` is non-NULL and valid (caller's contract).
-            let w = unsafe { &(*n).waker };
-            op.waker_data.store(w.data, Ordering::Relaxed);
-            op.waker_fn
-                .store(w.wake.map_or(0, |f| f as usize), Ordering::Relaxed);
-        }
-        if op::decode(operation).is_err() {
-            // Refused without touching memory; complete right away.
-            op.result.store(
-                vdm_operation_result::VDM_ERROR_JOB_CORRUPTED as u32,
-                Ordering::Relaxed,
-            );
-            op.state.store(ST_DONE, Ordering::Release);
-            op.complete_word.store(1, Ordering::Release);
-            // SAFETY: caller's contract on `n`.
-            unsafe { fut::set_notifier_used(n, NOTIFIER_NONE) };
-            return true;
-        }
-        op.worker_busy.store(true, Ordering::Relaxed);
-        // QUEUED must be stored before the push: once the record is on the
-        // queue a worker may run it and store DONE at any moment, and a
-        // later QUEUED store would overwrite DONE (the future would stay
-        // RUNNING forever). The push orders this store before the worker's.
-        op.state.store(ST_QUEUED, Ordering::Relaxed);
-        if self
-            .shared
-            .queue
-            .push(op as *const ThreadsOp as usize)
-            .is_err()
-        {
-            // Not queued: no worker has seen the record.
-            op.state.store(ST_IDLE, Ordering::Relaxed);
-            op.worker_busy.store(false, Ordering::Relaxed);
-            // SAFETY: caller's contract on `n`.
-            unsafe { fut::set_notifier_used(n, NOTIFIER_NONE) };
-            return false;
-        }
-        if !n.is_null() {
-            // SAFETY: `n` is valid for writes (caller's contract).
-            unsafe {
-                fut::set_notifier_used(n, kind);
-                if kind == NOTIFIER_POLLER {
-                    (*n).poller.ptr_to_monitor = op.complete_word.as_ptr();
-                }
-            }
-        }
-        // A sleeping worker that no earlier push claimed, if any.
-        self.shared.ev.notify_one();
-        true
-    }
-
-    /// COMPLETE, RUNNING (queued or executing) or IDLE (not queued).
-    pub fn op_check(&self, op: &ThreadsOp) -> u32 {
-        match op.state.load(Ordering::Acquire) {
-            ST_DONE => COMPLETE,
-            ST_QUEUED => RUNNING,
-            _ => IDLE,
-        }
-    }
-
-    /// Fills the output and releases the record, after any worker is done
-    /// with it.
-    ///
-    /// # Safety
-    /// `op` must be a record of this mover that is not used afterwards.
-    pub unsafe fn op_delete(
-        &self,
-        op: &ThreadsOp,
-        operation: &vdm_operation,
-        output: &mut vdm_operation_output,
-    ) {
-        let result = match op.state.load(Ordering::Acquire) {
-            ST_DONE => op.result.load(Ordering::Relaxed),
-            _ => vdm_operation_result::VDM_ERROR_JOB_CORRUPTED as u32,
-        };
-        // A worker may still be calling a foreign waker or setting the
-        // POLLER word; it may also have been preempted, so spin only briefly
-        // before giving it the CPU.
-        let mut wait = Backoff::new(DELETE_SPINS, backoff::FOREVER);
-        while op.worker_busy.load(Ordering::Acquire) {
-            wait.snooze();
-        }
-        fill_output(operation, output, result);
-        // SAFETY: forwarded caller contract; no worker holds the record.
-        unsafe { self.shared.pool.free(op) };
     }
 
     /// Outstanding records (for tests).
@@ -441,42 +324,46 @@ fn worker(shared: &Shared) {
 }
 
 fn execute(shared: &Shared, op: &ThreadsOp) {
-    // SAFETY: the queue hand-off orders the poller's write of `op` before
-    // this read, and the poller does not touch it while queued.
-    let operation = unsafe { *op.op.get() };
-    let result = match op::decode(&operation) {
-        Ok(d) => {
-            let (dst, src, n, flags) =
-                (d.dst as *mut c_void, d.src as *const c_void, d.len, d.flags);
-            // SAFETY: in all arms the operation was checked by `decode`, the
-            // buffers are the C caller's promise, and the stored function
-            // pointers have the C signatures of `memcpy_fn` and friends.
-            unsafe {
-                match d.kind {
-                    OpKind::Copy => {
-                        let f: CopyFn = core::mem::transmute(shared.memcpy.load(Ordering::Acquire));
-                        f(dst, src, n, flags as c_uint);
-                    }
-                    OpKind::Move => {
-                        let f: CopyFn =
-                            core::mem::transmute(shared.memmove.load(Ordering::Acquire));
-                        f(dst, src, n, flags as c_uint);
-                    }
-                    OpKind::Fill => {
-                        let f: SetFn = core::mem::transmute(shared.memset.load(Ordering::Acquire));
-                        f(dst, (d.pattern as u8).into(), n, flags as c_uint);
-                    }
-                    OpKind::Flush => cpu::flush(dst as *const u8, n),
-                }
+    // SAFETY: the queue hand-off orders the poller's write of the job
+    // before this read, and the poller does not touch it while queued.
+    let Job { op: d, notify } = unsafe { *op.job.get() };
+    let (dst, src, n, flags) = (d.dst as *mut c_void, d.src as *const c_void, d.len, d.flags);
+    // SAFETY: in all arms the operation was checked by `decode`, the
+    // buffers are the C caller's promise, and the stored words hold
+    // functions of the C signatures of `memcpy_fn` and friends.
+    unsafe {
+        match d.kind {
+            OpKind::Copy => {
+                fnptr::copy_fn_of(shared.memcpy.load(Ordering::Acquire))(
+                    dst,
+                    src,
+                    n,
+                    flags as c_uint,
+                );
             }
-            vdm_operation_result::VDM_SUCCESS as u32
+            OpKind::Move => {
+                fnptr::copy_fn_of(shared.memmove.load(Ordering::Acquire))(
+                    dst,
+                    src,
+                    n,
+                    flags as c_uint,
+                );
+            }
+            OpKind::Fill => {
+                fnptr::set_fn_of(shared.memset.load(Ordering::Acquire))(
+                    dst,
+                    (d.pattern as u8).into(),
+                    n,
+                    flags as c_uint,
+                );
+            }
+            OpKind::Flush => cpu::flush(dst as *const u8, n),
         }
-        Err(_) => vdm_operation_result::VDM_ERROR_JOB_CORRUPTED as u32,
+    }
+    let waker = match notify {
+        Notify::Waker(w) => w,
+        _ => None,
     };
-    let kind = op.notifier.load(Ordering::Relaxed);
-    let data = op.waker_data.load(Ordering::Relaxed);
-    let wake = op.waker_fn.load(Ordering::Relaxed);
-    let waker = kind == NOTIFIER_WAKER && wake != 0;
     // Must the record (and the waker's target) outlive the publication?
     // For a POLLER the monitored word is written after DONE, so that a
     // poller seeing it polls COMPLETE; a waker's target may be released
@@ -484,9 +371,9 @@ fn execute(shared: &Shared, op: &ThreadsOp) {
     // still waits, unless the waker says its target is never released
     // (the runtime's: then the poller need not wait for the wake, which
     // on an oversubscribed CPU can mean waiting for a preempted worker).
-    let hold = kind == NOTIFIER_POLLER
-        || (waker && !crate::runtime::waker_target_is_permanent(wake as *const ()));
-    op.result.store(result, Ordering::Relaxed);
+    let hold = matches!(notify, Notify::Poller) || waker.is_some_and(|w| !w.is_permanent());
+    op.result
+        .store(vdm_operation_result::VDM_SUCCESS as u32, Ordering::Relaxed);
     if hold {
         op.state.store(ST_DONE, Ordering::Release);
         op.complete_word.store(1, Ordering::Release);
@@ -496,24 +383,141 @@ fn execute(shared: &Shared, op: &ThreadsOp) {
         // The last touch of the record: op_delete may free it right after.
         op.state.store(ST_DONE, Ordering::Release);
     }
-    if waker {
+    if let Some(w) = waker {
         // SAFETY: the waker was supplied with the poll that queued this op.
         // It is valid until the future is complete and deleted, which
         // op_delete holds back until `worker_busy` clears below, or its
-        // target is permanent (`runtime::waker_target_is_permanent`).
-        let f: unsafe extern "C" fn(*mut c_void) = unsafe { core::mem::transmute(wake) };
-        // SAFETY: as above.
-        unsafe { f(data) };
+        // target is permanent (`Waker::is_permanent`).
+        unsafe { w.wake() };
     }
     if hold {
         op.worker_busy.store(false, Ordering::Release);
     }
 }
 
+impl Mover for ThreadsMover {
+    type Op = ThreadsOp;
+
+    /// None, as upstream: the workers run the memory functions, which
+    /// offer no durability or cache control.
+    const CAPABILITIES: u32 = 0;
+
+    unsafe fn owner_of(op: &ThreadsOp) -> &ThreadsMover {
+        // SAFETY: caller's contract: a live record, whose `op_new` stored
+        // its (living) mover.
+        unsafe { &*op.mover.load(Ordering::Relaxed) }
+    }
+
+    fn new_op(&self) -> Option<&ThreadsOp> {
+        let op = self.shared.pool.alloc()?;
+        op.mover
+            .store((self as *const ThreadsMover).cast_mut(), Ordering::Relaxed);
+        op.state.store(ST_IDLE, Ordering::Relaxed);
+        op.complete_word.store(0, Ordering::Relaxed);
+        Some(op)
+    }
+
+    /// Queues the operation; its future uses the mover's notifier type
+    /// (NONE without a notifier). Returns false when the queue is full:
+    /// the operation stays IDLE, the notifier is marked NONE (no wake will
+    /// come) and the next poll tries again. A refused operation completes
+    /// at once with `VDM_ERROR_JOB_CORRUPTED`.
+    unsafe fn start(
+        &self,
+        op: &ThreadsOp,
+        operation: Result<Op, BadOp>,
+        mut n: Notifier<'_>,
+    ) -> bool {
+        if op.state.load(Ordering::Relaxed) != ST_IDLE {
+            return true;
+        }
+        let Ok(decoded) = operation else {
+            // Refused without touching memory; complete right away.
+            op.result.store(
+                vdm_operation_result::VDM_ERROR_JOB_CORRUPTED as u32,
+                Ordering::Relaxed,
+            );
+            op.state.store(ST_DONE, Ordering::Release);
+            op.complete_word.store(1, Ordering::Release);
+            n.use_none();
+            return true;
+        };
+        let notify = match self.shared.notifier {
+            _ if !n.is_present() => Notify::None,
+            future_notifier_type::FUTURE_NOTIFIER_NONE => Notify::None,
+            future_notifier_type::FUTURE_NOTIFIER_WAKER => Notify::Waker(n.waker()),
+            future_notifier_type::FUTURE_NOTIFIER_POLLER => Notify::Poller,
+        };
+        // SAFETY: the record is not queued, so only this thread touches it.
+        unsafe {
+            *op.job.get() = Job {
+                op: decoded,
+                notify,
+            }
+        };
+        op.worker_busy.store(true, Ordering::Relaxed);
+        // QUEUED must be stored before the push: once the record is on the
+        // queue a worker may run it and store DONE at any moment, and a
+        // later QUEUED store would overwrite DONE (the future would stay
+        // RUNNING forever). The push orders this store before the worker's.
+        op.state.store(ST_QUEUED, Ordering::Relaxed);
+        if self
+            .shared
+            .queue
+            .push(op as *const ThreadsOp as usize)
+            .is_err()
+        {
+            // Not queued: no worker has seen the record.
+            op.state.store(ST_IDLE, Ordering::Relaxed);
+            op.worker_busy.store(false, Ordering::Relaxed);
+            n.use_none();
+            return false;
+        }
+        match notify {
+            Notify::None => n.use_none(),
+            Notify::Waker(_) => n.use_waker(),
+            Notify::Poller => n.use_poller(op.complete_word.as_ptr()),
+        }
+        // A sleeping worker that no earlier push claimed, if any.
+        self.shared.ev.notify_one();
+        true
+    }
+
+    /// COMPLETE, RUNNING (queued or executing) or IDLE (not queued).
+    unsafe fn check(&self, op: &ThreadsOp) -> future_state {
+        match op.state.load(Ordering::Acquire) {
+            ST_DONE => future_state::FUTURE_STATE_COMPLETE,
+            ST_QUEUED => future_state::FUTURE_STATE_RUNNING,
+            _ => future_state::FUTURE_STATE_IDLE,
+        }
+    }
+
+    /// Releases the record once no worker holds it.
+    unsafe fn delete(&self, op: &ThreadsOp) -> vdm_operation_result {
+        let result = match op.state.load(Ordering::Acquire) {
+            ST_DONE => result_of(op.result.load(Ordering::Relaxed)),
+            _ => vdm_operation_result::VDM_ERROR_JOB_CORRUPTED,
+        };
+        // A worker may still be calling a foreign waker or setting the
+        // POLLER word; it may also have been preempted, so spin only briefly
+        // before giving it the CPU.
+        let mut wait = Backoff::new(DELETE_SPINS, backoff::FOREVER);
+        while op.worker_busy.load(Ordering::Acquire) {
+            wait.snooze();
+        }
+        // SAFETY: caller's contract; no worker holds the record.
+        unsafe { self.shared.pool.free(op) };
+        result
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::abi::{vdm_operation_args, vdm_operation_data_memcpy, vdm_operation_type};
+    use crate::abi::{
+        vdm_operation, vdm_operation_args, vdm_operation_data_memcpy, vdm_operation_type,
+    };
+    use crate::ffi::view::decode;
     use std::time::Instant;
 
     static GATE_OPEN: AtomicBool = AtomicBool::new(false);
@@ -557,7 +561,13 @@ mod tests {
             capabilities: 0,
             has_property: None,
         };
-        let m = ThreadsMover::new(vdm, 2, 8, NOTIFIER_NONE).unwrap();
+        let m = ThreadsMover::new(
+            vdm,
+            2,
+            8,
+            RawEnum::of(future_notifier_type::FUTURE_NOTIFIER_NONE),
+        )
+        .unwrap();
         m.set_memcpy(Some(gated));
         until("both workers asleep", || m.shared.ev.unclaimed() == 2);
         let mut buf = [0u8; 8];
@@ -573,10 +583,16 @@ mod tests {
             r#type: vdm_operation_type::VDM_OPERATION_MEMCPY,
             padding: 0,
         };
-        let ops = [m.op_new().unwrap(), m.op_new().unwrap()];
+        let ops = [m.new_op().unwrap(), m.new_op().unwrap()];
         for op in ops {
             // SAFETY: a record of this mover; no notifier.
-            assert!(unsafe { m.op_start(op, &operation, core::ptr::null_mut()) });
+            assert!(unsafe {
+                m.start(
+                    op,
+                    decode(core::ptr::NonNull::from(&operation)),
+                    Notifier::absent(),
+                )
+            });
         }
         // The workers are held in `gated` once they run, so none can have
         // announced itself again: both announcements were claimed by the
@@ -587,15 +603,14 @@ mod tests {
         });
         GATE_OPEN.store(true, Ordering::SeqCst);
         for op in ops {
-            until("completion", || m.op_check(op) == COMPLETE);
-            let mut out = vdm_operation_output {
-                r#type: vdm_operation_type::VDM_OPERATION_MEMCPY,
-                result: vdm_operation_result::VDM_SUCCESS,
-                // SAFETY: plain data; all-zero is a valid output union.
-                output: unsafe { core::mem::zeroed() },
-            };
+            // SAFETY: a record of this mover, polled by this thread.
+            until(
+                "completion",
+                || unsafe { m.check(op) } == future_state::FUTURE_STATE_COMPLETE,
+            );
             // SAFETY: a completed record of this mover, not used after.
-            unsafe { m.op_delete(op, &operation, &mut out) };
+            let r = unsafe { m.delete(op) };
+            assert_eq!(r, vdm_operation_result::VDM_SUCCESS);
         }
         assert_eq!(unclaimed, 0, "the second push left a worker asleep");
     }

@@ -30,11 +30,12 @@ use std::sync::{Arc, Mutex};
 
 use super::engine::DeviceOp;
 use super::{Engine, EngineOptions, Poll, Remainder, StartError};
-use crate::abi::{future_notifier, vdm, vdm_operation, vdm_operation_output, vdm_operation_result};
-use crate::future::{self as fut, COMPLETE, IDLE, NOTIFIER_NONE, NOTIFIER_POLLER, RUNNING};
-use crate::mover::cpu;
-use crate::mover::op::{self, fill_output, Hints, Op, OpKind};
-use crate::mover::pool::{configured_capacity, Pool};
+use crate::abi::{data_mover_dml_type, future_state, vdm, vdm_operation_result};
+use crate::ffi::view::{Notifier, RawEnum};
+use crate::mover::{
+    configured_capacity, cpu, result_of, BadOp, Hints, Mover, Op, OpKind, Pool, F_MEM_DURABLE,
+    F_NO_CACHE_HINT,
+};
 
 /// Environment variable: smallest operation (bytes) AUTO sends to the
 /// device.
@@ -52,13 +53,12 @@ pub enum Path {
 
 impl Path {
     /// From the C enum value; `None` for anything else.
-    pub fn from_raw(v: u32) -> Option<Path> {
-        match v {
-            0 => Some(Path::Software),
-            1 => Some(Path::Hardware),
-            2 => Some(Path::Auto),
-            _ => None,
-        }
+    pub fn from_raw(v: RawEnum<data_mover_dml_type>) -> Option<Path> {
+        Some(match v.known()? {
+            data_mover_dml_type::DATA_MOVER_DML_SOFTWARE => Path::Software,
+            data_mover_dml_type::DATA_MOVER_DML_HARDWARE => Path::Hardware,
+            data_mover_dml_type::DATA_MOVER_DML_AUTO => Path::Auto,
+        })
     }
 }
 
@@ -143,12 +143,6 @@ impl Default for DsaOp {
     }
 }
 
-impl DsaOp {
-    pub fn owner(&self) -> *const DsaMover {
-        self.mover.load(Ordering::Relaxed)
-    }
-}
-
 /// A DSA mover. `vdm` must stay the first field (C casts between them).
 #[repr(C)]
 pub struct DsaMover {
@@ -167,6 +161,17 @@ pub enum NewError {
 }
 
 impl DsaMover {
+    /// `data_mover_dml_new`: a mover on `path` over the process's engine
+    /// (none for SOFTWARE), with the configured AUTO threshold and bound
+    /// of outstanding operations.
+    pub fn create(vdm: vdm, path: Path) -> Result<Box<DsaMover>, NewError> {
+        let engine = match path {
+            Path::Software => Err(String::new()),
+            _ => shared_engine(),
+        };
+        Self::new(vdm, path, engine, configured_threshold())
+    }
+
     /// A mover on `path` with the per-mover bound of outstanding
     /// operations. HARDWARE needs `engine`; AUTO uses it if given.
     pub fn new(
@@ -210,8 +215,30 @@ impl DsaMover {
         self.engine.is_some()
     }
 
-    /// Reserves a record (`None`: the bound of outstanding ops is reached).
-    pub fn op_new(&self) -> Option<&DsaOp> {
+    fn finish(&self, op: &DsaOp, r: vdm_operation_result) {
+        op.result.store(r as u32, Ordering::Relaxed);
+        op.state.store(ST_DONE, Ordering::Release);
+    }
+
+    /// Outstanding records (for tests).
+    pub fn outstanding(&self) -> u32 {
+        self.pool.outstanding()
+    }
+}
+
+impl Mover for DsaMover {
+    type Op = DsaOp;
+
+    /// `VDM_F_MEM_DURABLE | VDM_F_NO_CACHE_HINT`, as upstream.
+    const CAPABILITIES: u32 = (F_MEM_DURABLE | F_NO_CACHE_HINT) as u32;
+
+    unsafe fn owner_of(op: &DsaOp) -> &DsaMover {
+        // SAFETY: caller's contract: a live record, whose `op_new` stored
+        // its (living) mover.
+        unsafe { &*op.mover.load(Ordering::Relaxed) }
+    }
+
+    fn new_op(&self) -> Option<&DsaOp> {
         let op = self.pool.alloc()?;
         op.mover
             .store((self as *const DsaMover).cast_mut(), Ordering::Relaxed);
@@ -223,23 +250,12 @@ impl DsaMover {
     /// device. Always returns true (started); a HARDWARE operation that
     /// finds the WQ full waits inside the engine and is submitted by a
     /// later poll.
-    ///
-    /// # Safety
-    /// `op` must be a record of this mover polled by this thread only; the
-    /// operation's buffers must be valid as its type implies until the
-    /// future completes; `n` must be NULL or valid for writes.
-    pub unsafe fn op_start(
-        &self,
-        op: &DsaOp,
-        operation: &vdm_operation,
-        n: *mut future_notifier,
-    ) -> bool {
+    unsafe fn start(&self, op: &DsaOp, operation: Result<Op, BadOp>, mut n: Notifier<'_>) -> bool {
         if op.state.load(Ordering::Relaxed) != ST_IDLE {
             return true;
         }
-        // SAFETY: caller's contract on `n`.
-        unsafe { fut::set_notifier_used(n, NOTIFIER_NONE) };
-        let Ok(decoded) = op::decode(operation) else {
+        n.use_none();
+        let Ok(decoded) = operation else {
             self.finish(op, vdm_operation_result::VDM_ERROR_JOB_CORRUPTED);
             return true;
         };
@@ -254,20 +270,14 @@ impl DsaMover {
             // polls it (caller's contract); it stays in the pool, which
             // the mover's drop frees only after releasing it from the
             // engine. The buffers stay valid until the future completes,
-            // and op_delete releases the record (waiting for the device)
+            // and delete releases the record (waiting for the device)
             // before it is reused.
             match unsafe { e.start_op(&op.dev, &decoded, queue) } {
                 Ok(()) => {
                     // SAFETY: only the polling thread touches the cell.
                     unsafe { *op.op.get() = decoded };
                     op.state.store(ST_DEVICE, Ordering::Relaxed);
-                    if !n.is_null() {
-                        // SAFETY: `n` is valid for writes (caller's contract).
-                        unsafe {
-                            fut::set_notifier_used(n, NOTIFIER_POLLER);
-                            (*n).poller.ptr_to_monitor = e.monitor_addr(&op.dev).cast_mut();
-                        }
-                    }
+                    n.use_poller(e.monitor_addr(&op.dev));
                     return true;
                 }
                 Err(StartError::Invalid) => {
@@ -278,40 +288,32 @@ impl DsaMover {
                 Err(StartError::Busy | StartError::Unsupported) => {}
             }
         }
-        // SAFETY: forwarded caller contract; `decode` checked the ranges.
+        // SAFETY: caller's contract on the buffers; decoded and checked.
         unsafe { cpu::run(&decoded) };
         self.finish(op, vdm_operation_result::VDM_SUCCESS);
         true
     }
 
-    fn finish(&self, op: &DsaOp, r: vdm_operation_result) {
-        op.result.store(r as u32, Ordering::Relaxed);
-        op.state.store(ST_DONE, Ordering::Release);
-    }
-
     /// COMPLETE, RUNNING (on the device) or IDLE (not started). Finishes
     /// device operations: CPU write-back for durability without device
     /// readback, CPU completion of failed work on the AUTO path.
-    ///
-    /// # Safety
-    /// As for [`op_start`](Self::op_start).
-    pub unsafe fn op_check(&self, op: &DsaOp) -> u32 {
+    unsafe fn check(&self, op: &DsaOp) -> future_state {
         match op.state.load(Ordering::Acquire) {
-            ST_DONE => return COMPLETE,
-            ST_IDLE => return IDLE,
+            ST_DONE => return future_state::FUTURE_STATE_COMPLETE,
+            ST_IDLE => return future_state::FUTURE_STATE_IDLE,
             _ => {}
         }
         let Some(e) = self.engine.as_ref() else {
             // A device state without an engine cannot happen; report it
             // rather than wait for ever.
             self.finish(op, vdm_operation_result::VDM_ERROR_JOB_CORRUPTED);
-            return COMPLETE;
+            return future_state::FUTURE_STATE_COMPLETE;
         };
         // SAFETY: only the polling thread touches the cell.
         let decoded = unsafe { *op.op.get() };
         // SAFETY: a started record of this mover, polled by this thread.
         let result = match unsafe { e.poll_op(&op.dev) } {
-            Poll::Running => return RUNNING,
+            Poll::Running => return future_state::FUTURE_STATE_RUNNING,
             Poll::Done => {
                 if !e.caps().durable_by_device {
                     // SAFETY: the destination was just written by the device.
@@ -328,23 +330,15 @@ impl DsaMover {
             Poll::Failed(_) => vdm_operation_result::VDM_ERROR_JOB_CORRUPTED,
         };
         self.finish(op, result);
-        COMPLETE
+        future_state::FUTURE_STATE_COMPLETE
     }
 
-    /// Fills the output and releases the record (after the device is done
-    /// with the operation, if it was still running).
-    ///
-    /// # Safety
-    /// `op` must be a record of this mover that is not used afterwards.
-    pub unsafe fn op_delete(
-        &self,
-        op: &DsaOp,
-        operation: &vdm_operation,
-        output: &mut vdm_operation_output,
-    ) {
+    /// Releases the record (after the device is done with the operation,
+    /// if it was still running).
+    unsafe fn delete(&self, op: &DsaOp) -> vdm_operation_result {
         let result = match op.state.load(Ordering::Acquire) {
-            ST_DONE => op.result.load(Ordering::Relaxed),
-            _ => vdm_operation_result::VDM_ERROR_JOB_CORRUPTED as u32,
+            ST_DONE => result_of(op.result.load(Ordering::Relaxed)),
+            _ => vdm_operation_result::VDM_ERROR_JOB_CORRUPTED,
         };
         if let Some(e) = self.engine.as_ref() {
             // SAFETY: the record is this mover's, used by this thread only;
@@ -352,14 +346,9 @@ impl DsaMover {
             unsafe { e.release_op(&op.dev) };
         }
         op.state.store(ST_IDLE, Ordering::Relaxed);
-        fill_output(operation, output, result);
-        // SAFETY: forwarded caller contract.
+        // SAFETY: caller's contract: a live record, not used afterwards.
         unsafe { self.pool.free(op) };
-    }
-
-    /// Outstanding records (for tests).
-    pub fn outstanding(&self) -> u32 {
-        self.pool.outstanding()
+        result
     }
 }
 

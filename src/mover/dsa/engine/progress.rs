@@ -8,7 +8,7 @@
 //! order (on the device or the CPU) gives the same result as running the
 //! whole operation.
 
-pub use crate::mover::op::{Op, OpKind};
+pub use crate::mover::{Op, OpKind};
 
 /// What is left of an operation, in the order it must run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,7 +133,7 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mover::op::Hints;
+    use crate::mover::Hints;
 
     fn h() -> Hints {
         Hints::default()

@@ -135,7 +135,7 @@ const _: () = {
 
 /// What the caller asked for ([`Hints`]) is turned into descriptor flags
 /// by [`data_flags`] and [`flush_flags`] according to the device's GENCAP.
-pub use crate::mover::op::Hints;
+pub use crate::mover::Hints;
 
 /// Flags for a MEMMOVE or MEMFILL descriptor: always CRAV|RCR; CC unless
 /// the caller asked for no cache hint (and only when GENCAP bit 2 says the

@@ -1,18 +1,19 @@
 //! Tests of the DSA mover on the emulated work queue (paths, notifiers,
 //! fallbacks, queueing) through its Rust API; the C suite covers the ABI.
+use crate::abi::future_state;
 use crate::abi::{future_notifier, vdm, vdm_operation, vdm_operation_output, vdm_operation_result};
 use crate::abi::{
     future_notifier_type, future_poller, future_waker, vdm_operation_args,
     vdm_operation_data_memcpy, vdm_operation_data_memset, vdm_operation_type,
 };
-use crate::future::{self as fut, COMPLETE, NOTIFIER_NONE, NOTIFIER_POLLER};
+use crate::ffi::view::{self, Notifier, RawEnum};
 use crate::mover::dsa::emu::EmuDevice;
 use crate::mover::dsa::emu::{EmuConfig, Forced, Stall, DEFAULT_GENCAP};
 use crate::mover::dsa::hw::descriptor::{gencap, opcode};
 use crate::mover::dsa::mover::*;
 use crate::mover::dsa::testutil::{pattern, rig};
 use crate::mover::dsa::{Engine, EngineOptions};
-use crate::mover::pool::configured_capacity;
+use crate::mover::{configured_capacity, Mover};
 use std::sync::Arc;
 
 fn blank_vdm() -> vdm {
@@ -60,6 +61,51 @@ fn set(dst: *mut u8, c: u8, n: usize, flags: u64) -> vdm_operation {
     }
 }
 
+const NOTIFIER_NONE: u32 = future_notifier_type::FUTURE_NOTIFIER_NONE as u32;
+const NOTIFIER_POLLER: u32 = future_notifier_type::FUTURE_NOTIFIER_POLLER as u32;
+const COMPLETE: Option<future_state> = Some(future_state::FUTURE_STATE_COMPLETE);
+
+// The mover is driven here through the `struct vdm` callbacks, exactly as
+// C's inline code drives it.
+
+fn handle(op: &DsaOp) -> *mut core::ffi::c_void {
+    (op as *const DsaOp).cast_mut().cast()
+}
+
+/// `op_start`: true when started.
+///
+/// # Safety
+/// `op` a live record of `m`; the operation's buffers valid.
+unsafe fn start(_m: &DsaMover, op: &DsaOp, o: &vdm_operation, n: &mut future_notifier) -> bool {
+    // SAFETY: caller's contract.
+    unsafe { view::op_start::<DsaMover>(handle(op), o, n) == 0 }
+}
+
+/// `op_check`, as the enum.
+///
+/// # Safety
+/// `op` a live, started record.
+unsafe fn check(_m: &DsaMover, op: &DsaOp) -> Option<future_state> {
+    // SAFETY: caller's contract.
+    unsafe { view::op_check::<DsaMover>(handle(op), core::ptr::null()) }.known()
+}
+
+/// `op_delete`; returns the output's result.
+///
+/// # Safety
+/// `op` a live record, not used afterwards.
+unsafe fn delete(_m: &DsaMover, op: &DsaOp, o: &vdm_operation) -> u32 {
+    // SAFETY: a zeroed output is a valid value to overwrite.
+    let mut out: vdm_operation_output = unsafe { core::mem::zeroed() };
+    // SAFETY: caller's contract.
+    unsafe { view::op_delete::<DsaMover>(handle(op), o, &mut out) };
+    out.result as u32
+}
+
+fn notifier_used(n: &mut future_notifier) -> u32 {
+    Notifier::new(n).used().map_or(u32::MAX, RawEnum::raw)
+}
+
 fn notifier() -> future_notifier {
     future_notifier {
         waker: future_waker {
@@ -77,26 +123,19 @@ fn notifier() -> future_notifier {
 /// Start, poll to completion, delete; returns (result, notifier used,
 /// poller address set).
 fn run(m: &DsaMover, operation: &vdm_operation) -> (u32, u32, bool) {
-    let op = m.op_new().unwrap();
+    let op = m.new_op().unwrap();
     let mut n = notifier();
     // SAFETY: the test's buffers outlive the op, polled on this thread.
-    while !unsafe { m.op_start(op, operation, &mut n) } {
+    while !unsafe { start(m, op, operation, &mut n) } {
         std::thread::yield_now();
     }
     // SAFETY: as above.
-    while unsafe { m.op_check(op) } != COMPLETE {
+    while unsafe { check(m, op) } != COMPLETE {
         std::thread::yield_now();
     }
-    // SAFETY: a zeroed output is a valid value to overwrite.
-    let mut out: vdm_operation_output = unsafe { core::mem::zeroed() };
     // SAFETY: the record is not used afterwards.
-    unsafe { m.op_delete(op, operation, &mut out) };
-    let r = out.result as u32;
-    (
-        r,
-        fut::notifier_used(&n),
-        !n.poller.ptr_to_monitor.is_null(),
-    )
+    let r = unsafe { delete(m, op, operation) };
+    (r, notifier_used(&mut n), !n.poller.ptr_to_monitor.is_null())
 }
 
 const OK: u32 = vdm_operation_result::VDM_SUCCESS as u32;
@@ -131,8 +170,8 @@ fn mover(
 fn hardware_needs_a_device() {
     let r = DsaMover::new(blank_vdm(), Path::Hardware, Err("no wq".into()), 0);
     assert_eq!(r.err(), Some(NewError::NoDevice("no wq".into())));
-    assert_eq!(Path::from_raw(3), None);
-    assert_eq!(Path::from_raw(2), Some(Path::Auto));
+    assert_eq!(Path::from_raw(RawEnum::from_raw(3)), None);
+    assert_eq!(Path::from_raw(RawEnum::from_raw(2)), Some(Path::Auto));
 }
 
 #[test]
@@ -277,15 +316,15 @@ fn hardware_queues_when_the_wq_is_full_and_auto_uses_the_cpu() {
                         0,
                     )
                 };
-                (m.op_new().unwrap(), o)
+                (m.new_op().unwrap(), o)
             })
             .collect();
         let mut cpu_done = 0;
         for (op, o) in &ops {
             let mut n = notifier();
             // SAFETY: buffers outlive the ops; one thread polls.
-            assert!(unsafe { m.op_start(op, o, &mut n) });
-            cpu_done += usize::from(fut::notifier_used(&n) == NOTIFIER_NONE);
+            assert!(unsafe { start(&m, op, o, &mut n) });
+            cpu_done += usize::from(notifier_used(&mut n) == NOTIFIER_NONE);
         }
         assert!(dev.swerror().is_empty());
         match path {
@@ -295,14 +334,11 @@ fn hardware_queues_when_the_wq_is_full_and_auto_uses_the_cpu() {
         dev.set_stalled(false);
         for (op, o) in ops {
             // SAFETY: as above.
-            while unsafe { m.op_check(op) } != COMPLETE {
+            while unsafe { check(&m, op) } != COMPLETE {
                 std::thread::yield_now();
             }
-            // SAFETY: a zeroed output is valid; the record dies here.
-            let mut out: vdm_operation_output = unsafe { core::mem::zeroed() };
-            // SAFETY: as above.
-            unsafe { m.op_delete(op, &o, &mut out) };
-            assert_eq!(out.result as u32, OK);
+            // SAFETY: the record dies here.
+            assert_eq!(unsafe { delete(&m, op, &o) }, OK);
         }
         assert!(dst == src);
         assert_eq!(m.outstanding(), 0);
@@ -323,10 +359,10 @@ fn bad_operations_are_refused_without_touching_memory() {
 fn start_all(m: &DsaMover, ops: Vec<vdm_operation>) -> Vec<(&DsaOp, vdm_operation)> {
     ops.into_iter()
         .map(|o| {
-            let op = m.op_new().expect("within the mover's bound");
+            let op = m.new_op().expect("within the mover's bound");
             let mut n = notifier();
             // SAFETY: the caller's buffers outlive the ops; one thread polls.
-            assert!(unsafe { m.op_start(op, &o, &mut n) }, "started");
+            assert!(unsafe { start(m, op, &o, &mut n) }, "started");
             (op, o)
         })
         .collect()
@@ -360,20 +396,17 @@ fn one_record_per_operation_the_movers_bound_is_the_only_bound() {
         .collect();
     let ops = start_all(&m, ops);
     assert_eq!(m.outstanding(), N as u32);
-    assert!(m.op_new().is_none(), "the mover's bound holds");
+    assert!(m.new_op().is_none(), "the mover's bound holds");
     dev.set_stalled(false);
     let mut left: Vec<_> = ops;
     while !left.is_empty() {
         left.retain(|(op, o)| {
             // SAFETY: the records are live and polled by this thread only.
-            if unsafe { m.op_check(op) } != COMPLETE {
+            if unsafe { check(&m, op) } != COMPLETE {
                 return true;
             }
-            // SAFETY: a zeroed output is valid; the record dies here.
-            let mut out: vdm_operation_output = unsafe { core::mem::zeroed() };
-            // SAFETY: as above.
-            unsafe { m.op_delete(op, o, &mut out) };
-            assert_eq!(out.result as u32, OK);
+            // SAFETY: the record dies here.
+            assert_eq!(unsafe { delete(&m, op, o) }, OK);
             false
         });
     }
