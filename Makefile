@@ -245,8 +245,8 @@ check-man:
 CARGO_NIGHTLY ?= $(CARGO) +nightly
 # Tests that need no x86 feature and no syscall or FFI Miri cannot model.
 MIRI_TESTS := arch:: mover::pool:: mover::cpu:: mover::op:: sync:: \
-	mover::dsa::engine::progress mover::dsa::engine::credits \
-	mover::dsa::engine::batch mover::dsa::hw::descriptor mover::dsa::hw::completion
+	mover::dsa::tests::progress_tests mover::dsa::tests::credits_tests \
+	mover::dsa::engine::batch mover::dsa::tests::hw_tests
 # Skipped under Miri: the two concurrent engine stress tests take minutes
 # each when interpreted, and the event-count contention test's 20 s bound
 # is a wall-clock one the interpreter exceeds; runtime::tests calls a
