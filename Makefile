@@ -244,14 +244,12 @@ check-man:
 
 CARGO_NIGHTLY ?= $(CARGO) +nightly
 # Tests that need no x86 feature and no syscall or FFI Miri cannot model.
-MIRI_TESTS := arch:: mover::pool:: mover::cpu:: mover::op:: sync:: \
-	mover::dsa::engine::progress mover::dsa::engine::credits \
-	mover::dsa::engine::batch mover::dsa::hw::descriptor mover::dsa::hw::completion
+MIRI_TESTS := arch:: mover::tests:: mover::cpu:: sync:: runtime:: \
+	mover::dsa::tests::progress_tests mover::dsa::tests::credits_tests \
+	mover::dsa::engine::batch mover::dsa::tests::hw_tests
 # Skipped under Miri: the two concurrent engine stress tests take minutes
 # each when interpreted, and the event-count contention test's 20 s bound
-# is a wall-clock one the interpreter exceeds; runtime::tests calls a
-# `future_property` function through a `u32` pointer type, which Miri
-# rejects (see README).
+# is a wall-clock one the interpreter exceeds.
 MIRI_SKIP := --skip concurrent_acquire_release_keeps_the_bound \
 	--skip concurrent_appends_lose_nothing --skip no_lost_wake_under_contention
 # Permissive provenance: tests build out-of-range pointers from integers

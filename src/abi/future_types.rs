@@ -3,8 +3,8 @@
 //! This file is the single source of truth for these layouts: cbindgen turns
 //! it into `include/libminiasync/future_types.h`. It holds no behaviour.
 //! Enum-typed fields are written by C code, which may store any `int`, so
-//! Rust never reads them as Rust enums: see `crate::future` for the raw
-//! accessors.
+//! Rust never reads them as Rust enums: `crate::ffi::view::RawEnum` is the
+//! one accessor.
 
 use core::ffi::{c_int, c_void};
 

@@ -17,6 +17,11 @@
 //! | [`copy_wide`] | AVX-512F loop | `memcpy` | `memcpy` |
 //! | [`movdir64b`], [`enqcmd`] | SFENCE + instruction | not available | not available |
 //!
+//! [`movdir64b`] and [`enqcmd`] are re-exports of the architecture's
+//! functions rather than wrappers: a DSA submission goes from the portal
+//! (`mover/dsa/hw/mod.rs`) straight to `x86_64.rs`. Their contract is
+//! documented here, on the re-exports.
+//!
 //! Only the DSA device path needs x86-64 (the device is an x86 part, and
 //! without MOVDIR64B/ENQCMD the portal falls back to `write(2)`); the
 //! emulated work queue and every other mover work on any architecture.
@@ -82,10 +87,10 @@ pub fn features() -> Features {
 /// This thread's thread pointer: unique among live threads and cheap to
 /// read (one instruction on x86-64 and aarch64). A thread that exits may
 /// leave its value to a thread created later.
-#[inline(always)]
-pub fn thread_pointer() -> usize {
-    imp::thread_pointer()
-}
+///
+/// `fn thread_pointer() -> usize`, re-exported from the architecture's
+/// module (it runs on every record allocation).
+pub use imp::thread_pointer;
 
 /// Writes back every cache line overlapping `[addr, addr + len)` and
 /// orders the write-back before later stores: the CPU side of
@@ -140,29 +145,27 @@ pub unsafe fn copy_wide(dst: *mut u8, src: *const u8, n: usize) {
 /// The SFENCE makes the descriptor and the data written by earlier
 /// (possibly non-temporal) stores visible before the device reads them.
 ///
+/// `unsafe fn movdir64b(portal: *mut u8, desc: *const u8)`, re-exported
+/// from the architecture's module: no wrapper runs on a submission.
+///
 /// # Safety
 /// [`features`] must report `movdir64b` (never on other architectures: the
 /// fallback aborts). `portal` must be a 64-byte-aligned address inside a
 /// mapped WQ portal and `desc` a readable, 64-byte-aligned 64-byte
 /// descriptor whose addresses satisfy the device's contract.
-#[inline]
-pub unsafe fn movdir64b(portal: *mut u8, desc: *const u8) {
-    // SAFETY: forwarded caller contract.
-    unsafe { imp::movdir64b(portal, desc) }
-}
+pub use imp::movdir64b;
 
 /// SFENCE, then ENQCMD of the 64 bytes at `desc` to `portal` (a shared
 /// DSA work queue); true when the queue accepted the descriptor, false
 /// when it was full (retry later).
 ///
+/// `unsafe fn enqcmd(portal: *mut u8, desc: *const u8) -> bool`,
+/// re-exported from the architecture's module like [`movdir64b`].
+///
 /// # Safety
 /// As for [`movdir64b`], with `enqcmd` reported by [`features`] and a
 /// shared-WQ portal.
-#[inline]
-pub unsafe fn enqcmd(portal: *mut u8, desc: *const u8) -> bool {
-    // SAFETY: forwarded caller contract.
-    unsafe { imp::enqcmd(portal, desc) }
-}
+pub use imp::enqcmd;
 
 #[cfg(test)]
 mod tests {

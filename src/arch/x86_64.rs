@@ -126,8 +126,14 @@ unsafe fn copy_avx512(dst: *mut u8, src: *const u8, n: usize) {
     unsafe { libc::memcpy(dst.add(i).cast(), src.add(i).cast(), n - i) };
 }
 
+/// SFENCE + MOVDIR64B: `crate::arch::movdir64b` itself (re-exported, so
+/// the portal's submission calls it directly).
+///
 /// # Safety
-/// As for [`super::movdir64b`].
+/// As documented on the re-export [`super::movdir64b`]: the CPU has
+/// MOVDIR64B, `portal` is a 64-byte-aligned address inside a mapped WQ
+/// portal and `desc` a readable, 64-byte-aligned 64-byte descriptor whose
+/// addresses satisfy the device's contract.
 #[inline]
 pub unsafe fn movdir64b(portal: *mut u8, desc: *const u8) {
     // SAFETY: the caller guarantees the CPU feature and both addresses.
@@ -146,8 +152,12 @@ pub unsafe fn movdir64b(portal: *mut u8, desc: *const u8) {
     }
 }
 
+/// SFENCE + ENQCMD: `crate::arch::enqcmd` itself (re-exported like
+/// [`movdir64b`]); true when the shared WQ accepted the descriptor.
+///
 /// # Safety
-/// As for [`super::enqcmd`].
+/// As documented on the re-export [`super::enqcmd`]: as for
+/// [`movdir64b`], with ENQCMD and a shared-WQ portal.
 #[inline]
 pub unsafe fn enqcmd(portal: *mut u8, desc: *const u8) -> bool {
     let retry: u8;

@@ -8,7 +8,7 @@
 //!   sleeps, `op_delete` waiting for a worker to let go of a record, an
 //!   emulated engine looking for work).
 //!
-//! The free list of operation records is [`crate::mover::pool`], the only
+//! The free list of operation records is [`crate::mover::Pool`], the only
 //! one the movers have (the DSA engine's own is on its way out). The
 //! runtime keeps deleted runtimes on a plain `Mutex<Vec<_>>` for reuse
 //! (`runtime_new`/`runtime_delete` are not a hot path, and its point is

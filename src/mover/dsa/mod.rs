@@ -25,14 +25,13 @@ pub mod engine;
 pub mod hw;
 pub mod mover;
 
-pub use engine::progress::{Op, OpKind, Remainder};
+pub use engine::op::{Op, OpKind, Remainder};
 pub use engine::{
     BatchPolicy, Caps, DeviceOp, Engine, EngineOptions, FailReason, Failure, Poll, StartError,
     Stats,
 };
-pub use hw::descriptor::{Descriptor, Hints};
 pub use hw::discovery;
-pub use hw::portal::{self, Portal};
+pub use hw::{Descriptor, Hints, Portal};
 
 use std::sync::Arc;
 
@@ -70,12 +69,7 @@ pub fn open_from_env(opts: EngineOptions) -> Result<Engine, String> {
     let force_write = std::env::var(FORCE_WRITE_ENV).is_ok_and(|v| v.trim() == "1");
     let mut why: Vec<String> = rejected.iter().map(|r| r.to_string()).collect();
     for cfg in usable {
-        match portal::HwPortal::open_with(
-            &cfg.dev_node,
-            cfg.mode,
-            portal::cpu_support(),
-            force_write,
-        ) {
+        match hw::HwPortal::open_with(&cfg.dev_node, cfg.mode, hw::cpu_support(), force_write) {
             Ok(p) => return Ok(Engine::new(cfg, Arc::new(p), opts)),
             Err(e) => why.push(format!("{}: {}: {e}", cfg.name, cfg.dev_node.display())),
         }

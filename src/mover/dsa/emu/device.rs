@@ -12,9 +12,10 @@ use crossbeam_queue::ArrayQueue;
 
 use super::exec::{self, Forced, Rng};
 use super::{EmuConfig, Stall};
-use crate::mover::dsa::hw::descriptor::{opcode, Descriptor, PASID_RESERVED_MASK};
 use crate::mover::dsa::hw::discovery::{WqConfig, WqMode};
-use crate::mover::dsa::hw::portal::{Method, Portal, PortalError, Submitted};
+use crate::mover::dsa::hw::{
+    opcode, Descriptor, Method, Portal, PortalError, Submitted, PASID_RESERVED_MASK,
+};
 use crate::sync::{backoff, Backoff, EventCount};
 
 /// The PASID an emulated ENQCMD inserts.

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use super::device::{wait_older, Shared, SwErrorKind};
 use crate::mover::dsa::engine::fault::{first_fault, page_state};
-use crate::mover::dsa::hw::completion::{status, CompletionRecord, CrCell};
-use crate::mover::dsa::hw::descriptor::{flag, gencap, opcode, Descriptor, PASID_RESERVED_MASK};
+use crate::mover::dsa::hw::{
+    flag, gencap, opcode, status, CompletionRecord, CrCell, Descriptor, PASID_RESERVED_MASK,
+};
 
 /// An outcome forced on a descriptor by a test ([`EmuDevice::force`]).
 ///

@@ -46,8 +46,8 @@ pub use exec::Forced;
 
 use std::path::PathBuf;
 
-use crate::mover::dsa::hw::descriptor::opcode;
-use crate::mover::dsa::hw::discovery::{parse_u64, OpCap, WqConfig, WqMode};
+use crate::mover::dsa::hw::discovery::{parse_u64, WqConfig, WqMode};
+use crate::mover::dsa::hw::{opcode, OpCap};
 
 /// The switch.
 pub const EMULATE_ENV: &str = "MINIASYNC_DSA_EMULATE";

@@ -10,7 +10,8 @@ use std::io;
 use std::path::Path;
 
 use super::EmuConfig;
-use crate::mover::dsa::hw::discovery::{OpCap, WqMode};
+use crate::mover::dsa::hw::discovery::WqMode;
+use crate::mover::dsa::hw::OpCap;
 
 /// `op_cap` text as the kernel prints it: eight 32-bit hex words, most
 /// significant first.

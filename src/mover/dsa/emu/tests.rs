@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use super::*;
 use crate::mover::dsa::engine::fault::{page_size, Untouched};
-use crate::mover::dsa::hw::completion::{status, CompletionRecord, CrCell};
-use crate::mover::dsa::hw::descriptor::{flag, gencap, Descriptor};
-use crate::mover::dsa::hw::portal::{Portal, PortalError, Submitted};
+use crate::mover::dsa::hw::{
+    flag, gencap, status, CompletionRecord, CrCell, Descriptor, Portal, PortalError, Submitted,
+};
 use crate::mover::dsa::testutil::pattern;
 
 fn dev(cfg: EmuConfig) -> Arc<EmuDevice> {

@@ -4,8 +4,9 @@
 //! The engine batches when the WQ has no free credit: operations are
 //! appended to the open batch, and the batch is submitted as one BATCH
 //! descriptor as soon as a credit frees up (or it is full). This file owns
-//! the records and the lock-free protocol for filling them; submission and
-//! retirement need credits and the portal and live in `engine.rs`.
+//! the records and the lock-free protocol for filling them (first), then
+//! the engine's submission and retirement of batches, which need credits
+//! and the portal (after [`Batches`]).
 //!
 //! State word: `gen << 32 | phase << 24 | writers << 16 | count`.
 //! FREE -> OPEN (appends) -> SEALED (full, waiting for a credit) ->
@@ -21,9 +22,9 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crossbeam_queue::ArrayQueue;
 
-use super::super::hw::completion::CrCell;
-use super::super::hw::descriptor::Descriptor;
-use super::credits::MAX_BATCH_GEN;
+use super::super::hw::{status, CrCell, Descriptor, Submitted};
+use super::op::{tag_batch, MAX_BATCH_GEN};
+use super::Engine;
 
 /// Most elements per batch (the list is 4 KiB).
 pub const MAX_ELEMENTS: usize = 64;
@@ -316,6 +317,99 @@ impl Batches {
     /// Records not in use.
     pub fn free_count(&self) -> usize {
         self.free.len()
+    }
+}
+
+/// Submission and retirement of batches: the engine's side, with credits
+/// and the portal.
+impl Engine {
+    /// Submit batch `b` if it is still waiting and a credit is free.
+    pub(super) fn try_submit_batch(&self, b: u32, gen: u32) {
+        let rec = &self.batches.recs[b as usize];
+        let st = rec.load();
+        if st.gen != gen || !(st.phase == OPEN || st.phase == SEALED) {
+            return;
+        }
+        // The batch record is zero here (cleared when the batch opened or
+        // was recycled); clearing it now could erase the record of a
+        // submission another thread just made.
+        let tag = tag_batch(b, gen);
+        let Some(pos) = self.acquire(tag) else { return };
+        let Some(count) = self.batches.claim(b, gen) else {
+            self.credits.release(pos, tag);
+            return;
+        };
+        let mut n = count as u32;
+        if n == 1 {
+            // The minimum batch is 2: pad with a NOOP.
+            rec.pad_cr.clear();
+            // SAFETY: the batch is claimed and has no writers left; index 1
+            // is beyond its one element.
+            unsafe { *rec.list[1].get() = Descriptor::noop(rec.pad_cr.addr()) };
+            n = 2;
+        }
+        // Element records keep SW_PENDING: the device overwrites it with
+        // a real status; one still pending after the batch is retired
+        // never ran. (Their monitor words stay non-zero meanwhile.)
+        rec.credit_pos.store(pos, Ordering::Relaxed);
+        self.batches.set_phase(b, gen, SUBMITTED);
+        let d = Descriptor::batch(rec.list_addr(), n, rec.cr.addr());
+        // SAFETY: the list belongs to the claimed batch and stays untouched
+        // until the batch is retired after its record is written; each
+        // element covers memory its operation's `start` caller vouched for.
+        match unsafe { self.portal.submit(&d) } {
+            Ok(Submitted::Accepted) => {
+                self.n.descriptors.fetch_add(1, Ordering::Relaxed);
+                self.n.batches.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(Submitted::Retry) => {
+                self.credits.release(pos, tag);
+                self.batches.set_phase(b, gen, SEALED);
+            }
+            Err(_) => {
+                // E.g. EINVAL from write(2) for BATCH on a v1 device: stop
+                // batching; the members resubmit on their own.
+                self.batching.store(false, Ordering::Relaxed);
+                self.credits.release(pos, tag);
+                self.batches.recycle(b, gen);
+            }
+        }
+    }
+
+    /// Whether batch `b` of generation `gen` is retired, retiring it now
+    /// if its record is written.
+    pub(super) fn try_retire(&self, b: u32, gen: u32) -> bool {
+        let rec = &self.batches.recs[b as usize];
+        let st = rec.load();
+        if st.gen != gen {
+            return true;
+        }
+        if st.phase != SUBMITTED || rec.cr.status() == 0 {
+            return false;
+        }
+        let pos = rec.credit_pos.load(Ordering::Relaxed);
+        let tag = tag_batch(b, gen);
+        if self.credits.claim(pos, tag) {
+            self.retire_batch(b, gen);
+            self.credits.finish_claim(pos);
+            return true;
+        }
+        rec.gen() != gen
+    }
+
+    /// The batch record is written: recycle the batch. Elements that
+    /// never ran (list fault, batch-level error) still read SW_PENDING and
+    /// their owners resubmit them. A batch-level error other than a list
+    /// fault turns batching off.
+    pub(super) fn retire_batch(&self, b: u32, gen: u32) {
+        let code = self.batches.recs[b as usize].cr.status() & status::MASK;
+        if !matches!(
+            code,
+            status::SUCCESS | status::BATCH_FAIL | status::BATCH_PAGE_FAULT
+        ) {
+            self.batching.store(false, Ordering::Relaxed);
+        }
+        self.batches.recycle(b, gen);
     }
 }
 

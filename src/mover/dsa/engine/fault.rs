@@ -1,14 +1,20 @@
 //! Page residency and fault resolution (DSA.md 4.4).
 //!
 //! With SVA, DSA reports a partial completion (status 0x03) when an operand
-//! page is not present. [`resolve`] makes the faulting page present from
-//! the CPU (the fix ACCFG and DTO apply) without changing its contents;
+//! page is not present. The engine resumes such an operation
+//! (`Engine::resume_fault`, below): it accounts for the bytes done, makes
+//! the faulting page present with [`resolve`] from the CPU (the fix ACCFG
+//! and DTO apply) without changing its contents, and resubmits the rest.
 //! [`first_fault`] finds the first non-resident page of a range with
 //! mincore(2), which is how the emulated WQ decides where hardware would
 //! fault.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::OnceLock;
+
+use super::super::hw::CompletionRecord;
+use super::op::{DeviceOp, Job, Phase};
+use super::{Engine, FailReason};
 
 /// The system page size.
 pub fn page_size() -> u64 {
@@ -88,6 +94,60 @@ pub fn resolve(addr: u64, write: bool) -> Result<(), i32> {
         let _ = b.load(Ordering::Relaxed);
     }
     Ok(())
+}
+
+impl Engine {
+    /// Status 0x03: account for the bytes done, make the page present,
+    /// resubmit the rest (DSA.md 4.4).
+    pub(super) fn resume_fault(&self, rec: &DeviceOp, job: &mut Job, r: &CompletionRecord) {
+        let piece = job.progress.piece_op();
+        let write = r.write_fault();
+        let base = if !write && piece.has_source() {
+            piece.src
+        } else {
+            piece.dst
+        } as u64;
+        let inside = r.fault_addr >= base && r.fault_addr - base < piece.len as u64;
+        let bc = u64::from(r.bytes_completed);
+        let from_end = piece.has_source() && r.result & 1 == 1;
+        if !inside || job.progress.partial(bc, from_end).is_err() {
+            self.fail(rec, job, FailReason::Inconsistent, true);
+            return;
+        }
+        if bc == 0 && r.fault_addr == job.last_fault {
+            job.repeats += 1;
+            if job.repeats > self.opts.fault_retries {
+                self.fail(
+                    rec,
+                    job,
+                    FailReason::FaultLoop { addr: r.fault_addr },
+                    false,
+                );
+                return;
+            }
+        } else {
+            job.repeats = 0;
+        }
+        job.last_fault = r.fault_addr;
+        if let Err(errno) = resolve(r.fault_addr, write) {
+            self.fail(
+                rec,
+                job,
+                FailReason::Unresolvable {
+                    addr: r.fault_addr,
+                    errno,
+                },
+                false,
+            );
+            return;
+        }
+        self.n.faults_resolved.fetch_add(1, Ordering::Relaxed);
+        job.phase = if job.progress.is_done() {
+            Phase::Done
+        } else {
+            Phase::NeedSubmit
+        };
+    }
 }
 
 /// The offset in `[0, len)` of the first byte, in processing order

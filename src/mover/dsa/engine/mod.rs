@@ -13,26 +13,35 @@
 //! submits the next piece. Anything the device cannot finish comes back as
 //! [`Poll::Failed`] with the exact remaining work.
 //!
-//! Credits name the `DeviceOp` holding them by address (see
-//! `credits.rs`), so any thread can return the credit of a descriptor whose
-//! record is written. Those reads of other operations' records happen
-//! under the engine's scan lock; a mover frees its records only after
-//! [`Engine::quiesce`], which waits out every scan that may still hold one
-//! of their addresses.
+//! Credits name the `DeviceOp` holding them by address (see the credits
+//! section of `op.rs`), so any thread can return the credit of a
+//! descriptor whose record is written. Those reads of other operations'
+//! records happen under the engine's scan lock; a mover frees its records
+//! only after [`Engine::quiesce`], which waits out every scan that may
+//! still hold one of their addresses.
+//!
+//! The files: [`op`] is one operation's life (start, submit, poll,
+//! complete, release), with its pieces and the credit pool; everything a
+//! single operation on a free WQ runs is there. Beside it, off that path:
+//! [`batch`] (batches, used when the WQ is full), `reclaim.rs` (returning
+//! other operations' credits when none is free), [`fault`] (page-fault
+//! resume) and this file (the [`Engine`] itself: options, capabilities,
+//! counters, construction and teardown).
 
-use core::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use crate::sync::backoff::{Backoff, FOREVER};
-
-use crate::mover::dsa::hw::completion::{status, CrCell};
-use crate::mover::dsa::hw::descriptor::opcode;
 use crate::mover::dsa::hw::discovery::{WqConfig, WqMode};
-use crate::mover::dsa::hw::portal::{Method, Portal};
+use crate::mover::dsa::hw::{opcode, Method, Portal};
 use batch::Batches;
-use credits::Credits;
-use progress::{Op, OpKind, Progress, Remainder};
+use op::{Credits, Remainder};
+
+pub use op::DeviceOp;
+
+pub mod batch;
+pub mod fault;
+pub mod op;
+mod reclaim;
 
 /// When to use BATCH descriptors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,68 +165,6 @@ struct Counters {
     busy: AtomicU64,
 }
 
-#[derive(Clone, Copy, Debug)]
-enum Phase {
-    NeedSubmit,
-    InFlight { pos: u32, tag: u64 },
-    InBatch { b: u32, gen: u32 },
-    Done,
-    Failed(Failure),
-}
-
-struct Job {
-    progress: Progress,
-    phase: Phase,
-    queue: bool,
-    last_fault: u64,
-    repeats: u32,
-}
-
-#[derive(Default)]
-struct Owned {
-    seq: u32,
-    job: Option<Job>,
-}
-
-/// One operation's device state: its completion record (whose address
-/// goes into every descriptor of the operation) and its progress. It lives
-/// in the mover's op record; the engine never allocates one.
-#[repr(C, align(64))]
-#[derive(Default)]
-pub struct DeviceOp {
-    cr: CrCell,
-    owned: UnsafeCell<Owned>,
-}
-
-// SAFETY: `owned` is only accessed through the engine's `*_op` methods,
-// whose contract gives one thread at a time exclusive use of a record;
-// other threads only read `cr`, which is atomic.
-unsafe impl Sync for DeviceOp {}
-
-impl DeviceOp {
-    /// The record's address as credits and batches store it.
-    fn addr(&self) -> usize {
-        self as *const DeviceOp as usize
-    }
-}
-
-pub mod batch;
-mod complete;
-pub mod credits;
-pub mod fault;
-pub mod progress;
-mod submit;
-
-/// Submission sequence numbers of an op's descriptors, in
-/// `1..=credits::MAX_SEQ`.
-fn next_seq(s: u32) -> u32 {
-    if s >= credits::MAX_SEQ {
-        1
-    } else {
-        s + 1
-    }
-}
-
 /// A DSA work queue driver.
 pub struct Engine {
     cfg: WqConfig,
@@ -230,6 +177,9 @@ pub struct Engine {
     credits: Credits,
     batches: Batches,
     batching: AtomicBool,
+    /// Fixed at construction: the configuration and the portal's method
+    /// do not change.
+    caps: Caps,
     n: Counters,
 }
 
@@ -248,6 +198,14 @@ impl Engine {
         let batching = opts.batch != BatchPolicy::Off && cfg.batch_supported() && elements >= 2;
         let nbatches = if batching { credits * 2 + 16 } else { 1 };
         let max_piece = cfg.max_transfer_size.clamp(1, 1 << 31);
+        let caps = Caps {
+            copy: cfg.ops.has(opcode::MEMMOVE),
+            fill: cfg.ops.has(opcode::MEMFILL),
+            flush: cfg.ops.has(opcode::CFLUSH),
+            overlap: cfg.overlap_supported(),
+            durable_by_device: cfg.readback_supported(),
+            method: portal.method(),
+        };
         Engine {
             portal,
             opts,
@@ -256,6 +214,7 @@ impl Engine {
             credits: Credits::new(credits),
             batches: Batches::new(nbatches, elements.max(2)),
             batching: AtomicBool::new(batching),
+            caps,
             n: Counters::default(),
             cfg,
         }
@@ -263,17 +222,6 @@ impl Engine {
 
     pub fn config(&self) -> &WqConfig {
         &self.cfg
-    }
-
-    pub fn caps(&self) -> Caps {
-        Caps {
-            copy: self.cfg.ops.has(opcode::MEMMOVE),
-            fill: self.cfg.ops.has(opcode::MEMFILL),
-            flush: self.cfg.ops.has(opcode::CFLUSH),
-            overlap: self.cfg.overlap_supported(),
-            durable_by_device: self.cfg.readback_supported(),
-            method: self.portal.method(),
-        }
     }
 
     /// Whether BATCH descriptors are in use (may turn off after the device
@@ -301,164 +249,6 @@ impl Engine {
             faults_resolved: r(&self.n.faults_resolved),
             busy: r(&self.n.busy),
         }
-    }
-
-    /// Start an operation on `rec`. With `queue`, an operation that finds
-    /// the WQ full is kept (in a batch, or for a later poll) instead of
-    /// failing with [`StartError::Busy`].
-    ///
-    /// # Safety
-    /// - `rec` is not in use by the engine (never started, or released
-    ///   since), and the caller has exclusive use of it for this call and
-    ///   every later `poll_op`/`wait_op`/`release_op` on it; it stays at
-    ///   its address, alive, until `release_op` returns.
-    /// - Until [`poll_op`](Self::poll_op) reports `Done` or `Failed`, or
-    ///   [`release_op`](Self::release_op) returns, the device may read the
-    ///   source and write the destination at any time: they must stay
-    ///   valid for those accesses and must not be accessed by anyone else
-    ///   (except concurrent reads of a source).
-    pub unsafe fn start_op(&self, rec: &DeviceOp, op: &Op, queue: bool) -> Result<(), StartError> {
-        if !op.in_range() {
-            return Err(StartError::Invalid);
-        }
-        let supported = match op.kind {
-            OpKind::Copy | OpKind::Move => {
-                self.cfg.ops.has(opcode::MEMMOVE)
-                    && (!op.overlaps() || op.dst == op.src || self.cfg.overlap_supported())
-            }
-            OpKind::Fill => self.cfg.ops.has(opcode::MEMFILL),
-            OpKind::Flush => self.cfg.ops.has(opcode::CFLUSH),
-        };
-        if !supported {
-            return Err(StartError::Unsupported);
-        }
-        if credits::tag_op(rec.addr(), 1).is_none() {
-            // An address credits cannot name (never seen on Linux, whose
-            // user space ends below 2^47): the CPU runs it.
-            return Err(StartError::Unsupported);
-        }
-        // SAFETY: caller's contract: exclusive use of the record.
-        let owned = unsafe { &mut *rec.owned.get() };
-        debug_assert!(owned.job.is_none(), "record started twice");
-        let trivial = op.len == 0 || (op.has_source() && op.dst == op.src);
-        owned.job = Some(Job {
-            progress: Progress::new(*op, self.max_piece),
-            phase: if trivial {
-                Phase::Done
-            } else {
-                Phase::NeedSubmit
-            },
-            queue,
-            last_fault: 0,
-            repeats: 0,
-        });
-        if trivial {
-            rec.cr.clear();
-            rec.cr.set_status(status::SUCCESS);
-        } else {
-            self.submit_current(rec, owned);
-            if matches!(owned.job.as_ref().map(|j| j.phase), Some(Phase::NeedSubmit)) && !queue {
-                owned.job = None;
-                return Err(StartError::Busy);
-            }
-        }
-        Ok(())
-    }
-
-    /// The op's monitor word: 0 only while one of its descriptors is in
-    /// the device on its own; non-zero whenever a poll may make progress
-    /// (a piece completed, the op waits for a credit or sits in a batch,
-    /// or it is finished). A waiter may sleep while it reads 0 and must
-    /// poll when it reads non-zero. It is part of `rec`, so it is valid as
-    /// long as the record.
-    pub fn monitor_addr(&self, rec: &DeviceOp) -> *const u64 {
-        rec.cr.monitor_word()
-    }
-
-    /// Advance an operation and report its state.
-    ///
-    /// # Safety
-    /// `rec` was started with [`start_op`](Self::start_op) on this engine
-    /// and not released; the caller has exclusive use of it.
-    pub unsafe fn poll_op(&self, rec: &DeviceOp) -> Poll {
-        // SAFETY: caller's contract: exclusive use of the record.
-        let owned = unsafe { &mut *rec.owned.get() };
-        loop {
-            let Some(job) = owned.job.as_mut() else {
-                // Not started (or released): nothing the device can do.
-                return Poll::Failed(Failure {
-                    reason: FailReason::Inconsistent,
-                    remaining: Remainder::empty(),
-                    partial: false,
-                });
-            };
-            match job.phase {
-                Phase::Done => return Poll::Done,
-                Phase::Failed(f) => return Poll::Failed(f),
-                Phase::NeedSubmit => {
-                    self.submit_current(rec, owned);
-                    match owned.job.as_ref().map(|j| j.phase) {
-                        Some(Phase::Failed(_)) => continue,
-                        _ => return Poll::Running,
-                    }
-                }
-                Phase::InFlight { pos, tag } => {
-                    if rec.cr.status() == 0 {
-                        return Poll::Running;
-                    }
-                    self.credits.release(pos, tag);
-                    let r = rec.cr.snapshot();
-                    self.complete_piece(rec, job, &r);
-                }
-                Phase::InBatch { b, gen } => {
-                    // The element's record is final only once the batch
-                    // is retired; until then it reads SW_PENDING.
-                    if !self.try_retire(b, gen) {
-                        self.try_submit_batch(b, gen);
-                        return Poll::Running;
-                    }
-                    let r = rec.cr.snapshot();
-                    self.complete_piece(rec, job, &r);
-                }
-            }
-        }
-    }
-
-    /// Poll until the operation is no longer running.
-    ///
-    /// # Safety
-    /// As for [`poll_op`](Self::poll_op).
-    pub unsafe fn wait_op(&self, rec: &DeviceOp) -> Poll {
-        let mut backoff = Backoff::new(128, FOREVER);
-        loop {
-            // SAFETY: forwarded caller contract.
-            match unsafe { self.poll_op(rec) } {
-                Poll::Running => {
-                    backoff.snooze();
-                }
-                p => return p,
-            }
-        }
-    }
-
-    /// Ends the engine's use of `rec`: a running operation is first driven
-    /// to its end (the device may still be using its memory). Afterwards
-    /// the record may be started again; to free its memory, call
-    /// [`quiesce`](Self::quiesce) first. Releasing a record that is not in
-    /// use does nothing.
-    ///
-    /// # Safety
-    /// As for [`poll_op`](Self::poll_op), except that `rec` may also be
-    /// unused.
-    pub unsafe fn release_op(&self, rec: &DeviceOp) {
-        // SAFETY: caller's contract: exclusive use of the record.
-        if unsafe { (*rec.owned.get()).job.is_none() } {
-            return;
-        }
-        // SAFETY: forwarded caller contract.
-        let _ = unsafe { self.wait_op(rec) };
-        // SAFETY: as above; the device is done with the record.
-        unsafe { (*rec.owned.get()).job = None };
     }
 
     /// Waits until no reclaim scan that may have read the address of a

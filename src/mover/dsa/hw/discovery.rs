@@ -11,7 +11,9 @@ use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::descriptor::{gencap, opcode};
+// `OpCap`, the operation bitmap this file parses from sysfs, is a hardware
+// format (`hw/mod.rs`): the engine tests it on every operation.
+use super::{gencap, opcode, OpCap};
 
 /// Environment variable overriding the sysfs bus directory.
 pub const SYSFS_ENV: &str = "MINIASYNC_DSA_SYSFS";
@@ -54,75 +56,6 @@ impl Paths {
 pub enum WqMode {
     Dedicated,
     Shared,
-}
-
-/// A 256-bit operation bitmap (`op_cap`, `op_config`): bit n = opcode n.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct OpCap(pub [u64; 4]);
-
-impl OpCap {
-    /// Every opcode allowed.
-    pub const ALL: OpCap = OpCap([u64::MAX; 4]);
-
-    /// A bitmap with exactly `ops` set.
-    pub fn of(ops: &[u8]) -> OpCap {
-        let mut c = OpCap::default();
-        for &op in ops {
-            c.0[usize::from(op / 64)] |= 1 << (op % 64);
-        }
-        c
-    }
-
-    /// Parse the sysfs text: comma-separated hex words (with or without
-    /// `0x`), most significant first. Eight words are 32-bit words, four are 64-bit words (older
-    /// kernels); a single word is the low bits.
-    pub fn parse(text: &str) -> Option<OpCap> {
-        let words: Vec<u64> = text
-            .trim()
-            .split(',')
-            .map(|w| {
-                let w = w.trim();
-                let h = w
-                    .strip_prefix("0x")
-                    .or_else(|| w.strip_prefix("0X"))
-                    .unwrap_or(w);
-                u64::from_str_radix(h, 16).ok()
-            })
-            .collect::<Option<Vec<u64>>>()?;
-        let width = match words.len() {
-            8 => 32,
-            1..=4 => 64,
-            _ => return None,
-        };
-        let mut bits = [0u64; 4];
-        for (i, w) in words.iter().rev().enumerate() {
-            let bit = i * width;
-            if width == 32 && *w > u64::from(u32::MAX) {
-                return None;
-            }
-            bits[bit / 64] |= w << (bit % 64);
-        }
-        Some(OpCap(bits))
-    }
-
-    pub fn has(&self, op: u8) -> bool {
-        self.0[usize::from(op / 64)] >> (op % 64) & 1 != 0
-    }
-
-    pub fn and(self, o: OpCap) -> OpCap {
-        OpCap([
-            self.0[0] & o.0[0],
-            self.0[1] & o.0[1],
-            self.0[2] & o.0[2],
-            self.0[3] & o.0[3],
-        ])
-    }
-
-    pub fn without(self, op: u8) -> OpCap {
-        let mut c = self;
-        c.0[usize::from(op / 64)] &= !(1 << (op % 64));
-        c
-    }
 }
 
 /// Parse a sysfs number: decimal, or hex with `0x`.

@@ -1,8 +1,873 @@
-//! What the hardware and the kernel define: descriptor and completion-record
-//! formats (DSA.md sections 3-4), sysfs discovery of work queues (section
-//! 1), and the portal a descriptor is submitted through (section 2).
+//! The hardware interface: everything the device and the kernel define
+//! that one operation meets on its way through the device, in that order.
+//!
+//! 1. **Descriptors** (DSA.md sections 3.1-3.5): the 64-byte
+//!    [`Descriptor`] layout, every [`opcode`], [`flag`] and [`gencap`] bit
+//!    the engine uses, the [`OpCap`] bitmap of enabled operations, the
+//!    flag policy ([`data_flags`], [`flush_flags`]) and the builders.
+//! 2. **Portals** (section 2): the [`Portal`] trait the engine submits
+//!    through and [`HwPortal`], the real one (MOVDIR64B, ENQCMD or
+//!    `write(2)`; the instructions themselves are [`crate::arch`]'s).
+//! 3. **Completion records** (section 4): the 32-byte
+//!    [`CompletionRecord`] layout, the [`status`] codes, and [`CrCell`], the
+//!    atomic record the device writes and the engine polls.
+//!
+//! Work-queue discovery through sysfs (section 1) is [`discovery`], in its
+//! own file: it runs when an engine is opened, never per operation.
+//!
+//! Values are pinned to DSA.md and to the kernel's `linux/idxd.h`
+//! (`struct dsa_hw_desc`, `struct dsa_completion_record`,
+//! `IDXD_OP_FLAG_*`, `enum dsa_opcode`, `DSA_COMP_*`): the test `idxd_h`
+//! compiles a C program against the installed kernel header and compares
+//! every value and offset.
 
-pub mod completion;
-pub mod descriptor;
+use core::mem::{offset_of, size_of};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::ptr::NonNull;
+
+use discovery::WqMode;
+
 pub mod discovery;
-pub mod portal;
+
+// ---------------------------------------------------------------------------
+// 1. Descriptors (DSA.md sections 3.1-3.5)
+// ---------------------------------------------------------------------------
+
+/// Descriptor opcodes (byte 7 of a descriptor). DSA.md 3.2.
+pub mod opcode {
+    pub const NOOP: u8 = 0x00;
+    pub const BATCH: u8 = 0x01;
+    pub const DRAIN: u8 = 0x02;
+    pub const MEMMOVE: u8 = 0x03;
+    pub const MEMFILL: u8 = 0x04;
+    pub const COMPARE: u8 = 0x05;
+    pub const COMPVAL: u8 = 0x06;
+    pub const CR_DELTA: u8 = 0x07;
+    pub const AP_DELTA: u8 = 0x08;
+    pub const DUALCAST: u8 = 0x09;
+    pub const TRANSL_FETCH: u8 = 0x0a;
+    pub const CRCGEN: u8 = 0x10;
+    pub const COPY_CRC: u8 = 0x11;
+    pub const DIF_CHECK: u8 = 0x12;
+    pub const DIF_INS: u8 = 0x13;
+    pub const DIF_STRP: u8 = 0x14;
+    pub const DIF_UPDT: u8 = 0x15;
+    pub const DIX_GEN: u8 = 0x17;
+    pub const CFLUSH: u8 = 0x20;
+    pub const UPDATE_WIN: u8 = 0x21;
+}
+
+/// Descriptor flags (24-bit field at byte 4). DSA.md 3.3.
+pub mod flag {
+    pub const FENCE: u32 = 1 << 0;
+    pub const BOF: u32 = 1 << 1;
+    pub const CRAV: u32 = 1 << 2;
+    pub const RCR: u32 = 1 << 3;
+    pub const RCI: u32 = 1 << 4;
+    pub const CRSTS: u32 = 1 << 5;
+    /// Bit 6 is reserved.
+    pub const RESERVED_6: u32 = 1 << 6;
+    pub const CHECK_RESULT: u32 = 1 << 7;
+    pub const CC: u32 = 1 << 8;
+    pub const ADDR1_TCS: u32 = 1 << 9;
+    pub const ADDR2_TCS: u32 = 1 << 10;
+    pub const ADDR3_TCS: u32 = 1 << 11;
+    pub const CR_TCS: u32 = 1 << 12;
+    pub const STORD: u32 = 1 << 13;
+    /// Destination readback: the durability flag (GENCAP bit 8).
+    pub const DRDBK: u32 = 1 << 14;
+    /// Destination steering-tag selector. Never used for durability.
+    pub const DSTS: u32 = 1 << 15;
+    /// Operation-specific bits 16..=23.
+    pub const OP_SPECIFIC_MASK: u32 = 0x00ff_0000;
+    /// The whole 24-bit flag field.
+    pub const MASK: u32 = 0x00ff_ffff;
+    /// Set on every descriptor the engine builds.
+    pub const ALWAYS: u32 = CRAV | RCR;
+}
+
+/// GENCAP register bits (sysfs `gen_cap`). DSA.md 3.5.
+pub mod gencap {
+    pub const BLOCK_ON_FAULT: u64 = 1 << 0;
+    pub const OVERLAP_COPY: u64 = 1 << 1;
+    pub const CACHE_CONTROL_MEM: u64 = 1 << 2;
+    pub const CACHE_CONTROL_CFLUSH: u64 = 1 << 3;
+    pub const COMMAND_CAP: u64 = 1 << 4;
+    pub const DEST_READBACK: u64 = 1 << 8;
+    pub const DRAIN_READBACK: u64 = 1 << 9;
+    pub const MAX_XFER_SHIFT: u32 = 16;
+    pub const MAX_XFER_BITS: u64 = 0x1f;
+    pub const MAX_BATCH_SHIFT: u32 = 21;
+    pub const MAX_BATCH_BITS: u64 = 0xf;
+
+    /// Device maximum transfer size encoded in bits 20:16 (2^field bytes).
+    pub fn max_transfer_size(gen_cap: u64) -> u64 {
+        1u64 << ((gen_cap >> MAX_XFER_SHIFT) & MAX_XFER_BITS)
+    }
+
+    /// Device maximum batch size encoded in bits 24:21 (2^field).
+    pub fn max_batch_size(gen_cap: u64) -> u64 {
+        1u64 << ((gen_cap >> MAX_BATCH_SHIFT) & MAX_BATCH_BITS)
+    }
+}
+
+/// A 256-bit operation bitmap (`op_cap`, `op_config`): bit n = opcode n.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpCap(pub [u64; 4]);
+
+impl OpCap {
+    /// Every opcode allowed.
+    pub const ALL: OpCap = OpCap([u64::MAX; 4]);
+
+    /// A bitmap with exactly `ops` set.
+    pub fn of(ops: &[u8]) -> OpCap {
+        let mut c = OpCap::default();
+        for &op in ops {
+            c.0[usize::from(op / 64)] |= 1 << (op % 64);
+        }
+        c
+    }
+
+    /// Parse the sysfs text: comma-separated hex words (with or without
+    /// `0x`), most significant first. Eight words are 32-bit words, four are 64-bit words (older
+    /// kernels); a single word is the low bits.
+    pub fn parse(text: &str) -> Option<OpCap> {
+        let words: Vec<u64> = text
+            .trim()
+            .split(',')
+            .map(|w| {
+                let w = w.trim();
+                let h = w
+                    .strip_prefix("0x")
+                    .or_else(|| w.strip_prefix("0X"))
+                    .unwrap_or(w);
+                u64::from_str_radix(h, 16).ok()
+            })
+            .collect::<Option<Vec<u64>>>()?;
+        let width = match words.len() {
+            8 => 32,
+            1..=4 => 64,
+            _ => return None,
+        };
+        let mut bits = [0u64; 4];
+        for (i, w) in words.iter().rev().enumerate() {
+            let bit = i * width;
+            if width == 32 && *w > u64::from(u32::MAX) {
+                return None;
+            }
+            bits[bit / 64] |= w << (bit % 64);
+        }
+        Some(OpCap(bits))
+    }
+
+    pub fn has(&self, op: u8) -> bool {
+        self.0[usize::from(op / 64)] >> (op % 64) & 1 != 0
+    }
+
+    pub fn and(self, o: OpCap) -> OpCap {
+        OpCap([
+            self.0[0] & o.0[0],
+            self.0[1] & o.0[1],
+            self.0[2] & o.0[2],
+            self.0[3] & o.0[3],
+        ])
+    }
+
+    pub fn without(self, op: u8) -> OpCap {
+        let mut c = self;
+        c.0[usize::from(op / 64)] &= !(1 << (op % 64));
+        c
+    }
+}
+
+/// PASID field (bits 19:0 of the first dword).
+pub const PASID_MASK: u32 = 0x000f_ffff;
+/// Reserved bits 30:20 of the first dword.
+pub const PASID_RESERVED_MASK: u32 = 0x7ff0_0000;
+/// Privilege bit (bit 31 of the first dword).
+pub const PRIV_BIT: u32 = 1 << 31;
+
+/// A 64-byte DSA work descriptor (`struct dsa_hw_desc`), 64-byte aligned
+/// as MOVDIR64B/ENQCMD sources and batch lists require.
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Descriptor {
+    /// Bits 19:0 PASID, 30:20 reserved, 31 privilege. Always 0 from us.
+    pub pasid_priv: u32,
+    /// Bits 23:0 flags, 31:24 opcode.
+    pub flags_opcode: u32,
+    /// Completion record address (32-byte aligned).
+    pub completion_addr: u64,
+    /// Source address, fill pattern, batch list address or readback 1.
+    pub src: u64,
+    /// Destination address (also the CFLUSH region) or readback 2.
+    pub dst: u64,
+    /// Transfer size in bytes, or the batch descriptor count.
+    pub xfer_size: u32,
+    /// Completion interrupt handle (unused from user space).
+    pub int_handle: u16,
+    /// Reserved (IAA operation flags).
+    pub rsvd: u16,
+    /// Operation-specific bytes 0x28..0x40.
+    pub op_specific: [u8; 24],
+}
+
+const _: () = {
+    assert!(size_of::<Descriptor>() == 64);
+    assert!(core::mem::align_of::<Descriptor>() == 64);
+    assert!(offset_of!(Descriptor, pasid_priv) == 0x00);
+    assert!(offset_of!(Descriptor, flags_opcode) == 0x04);
+    assert!(offset_of!(Descriptor, completion_addr) == 0x08);
+    assert!(offset_of!(Descriptor, src) == 0x10);
+    assert!(offset_of!(Descriptor, dst) == 0x18);
+    assert!(offset_of!(Descriptor, xfer_size) == 0x20);
+    assert!(offset_of!(Descriptor, int_handle) == 0x24);
+    assert!(offset_of!(Descriptor, rsvd) == 0x26);
+    assert!(offset_of!(Descriptor, op_specific) == 0x28);
+};
+
+/// What the caller asked for ([`Hints`]) is turned into descriptor flags
+/// by [`data_flags`] and [`flush_flags`] according to the device's GENCAP.
+pub use crate::mover::Hints;
+
+/// Flags for a MEMMOVE or MEMFILL descriptor: always CRAV|RCR; CC unless
+/// the caller asked for no cache hint (and only when GENCAP bit 2 says the
+/// device has cache control for memory ops); DRDBK for durable writes only
+/// when GENCAP bit 8 says the device has destination readback. Bit 15
+/// (DSTS) is never set.
+pub fn data_flags(gen_cap: u64, hints: Hints) -> u32 {
+    let mut f = flag::ALWAYS;
+    if !hints.no_cache && gen_cap & gencap::CACHE_CONTROL_MEM != 0 {
+        f |= flag::CC;
+    }
+    if hints.durable && gen_cap & gencap::DEST_READBACK != 0 {
+        f |= flag::DRDBK;
+    }
+    f
+}
+
+/// Flags for a CFLUSH descriptor: CRAV|RCR, plus CC (write back and keep
+/// the lines, like CLWB) unless the caller asked for no cache hint, when
+/// GENCAP bit 3 allows it. Without CC the lines are also invalidated.
+pub fn flush_flags(gen_cap: u64, hints: Hints) -> u32 {
+    let mut f = flag::ALWAYS;
+    if !hints.no_cache && gen_cap & gencap::CACHE_CONTROL_CFLUSH != 0 {
+        f |= flag::CC;
+    }
+    f
+}
+
+impl Default for Descriptor {
+    fn default() -> Self {
+        Self::zeroed()
+    }
+}
+
+impl Descriptor {
+    /// An all-zero descriptor (opcode NOOP, no flags).
+    pub const fn zeroed() -> Self {
+        Descriptor {
+            pasid_priv: 0,
+            flags_opcode: 0,
+            completion_addr: 0,
+            src: 0,
+            dst: 0,
+            xfer_size: 0,
+            int_handle: 0,
+            rsvd: 0,
+            op_specific: [0; 24],
+        }
+    }
+
+    fn with(op: u8, flags: u32, cr: u64) -> Self {
+        let mut d = Self::zeroed();
+        d.set_opcode(op);
+        d.set_flags(flags);
+        d.completion_addr = cr;
+        d
+    }
+
+    /// The opcode (byte 7).
+    pub fn opcode(&self) -> u8 {
+        (self.flags_opcode >> 24) as u8
+    }
+
+    /// The 24-bit flag field.
+    pub fn flags(&self) -> u32 {
+        self.flags_opcode & flag::MASK
+    }
+
+    pub fn set_opcode(&mut self, op: u8) {
+        self.flags_opcode = (self.flags_opcode & flag::MASK) | (u32::from(op) << 24);
+    }
+
+    pub fn set_flags(&mut self, flags: u32) {
+        self.flags_opcode = (self.flags_opcode & !flag::MASK) | (flags & flag::MASK);
+    }
+
+    /// The PASID field (ignored by dedicated WQs, set by ENQCMD).
+    pub fn pasid(&self) -> u32 {
+        self.pasid_priv & PASID_MASK
+    }
+
+    /// The privilege bit.
+    pub fn privileged(&self) -> bool {
+        self.pasid_priv & PRIV_BIT != 0
+    }
+
+    /// MEMMOVE `size` bytes from `src` to `dst` (overlap allowed when GENCAP
+    /// bit 1 is set). `flags` should come from [`data_flags`].
+    pub fn memmove(dst: u64, src: u64, size: u32, cr: u64, flags: u32) -> Self {
+        let mut d = Self::with(opcode::MEMMOVE, flags, cr);
+        d.src = src;
+        d.dst = dst;
+        d.xfer_size = size;
+        d
+    }
+
+    /// MEMFILL `size` bytes at `dst` with the 8-byte `pattern` (byte `i` of
+    /// the destination gets byte `i % 8` of the little-endian pattern).
+    pub fn memfill(dst: u64, pattern: u64, size: u32, cr: u64, flags: u32) -> Self {
+        let mut d = Self::with(opcode::MEMFILL, flags, cr);
+        d.src = pattern;
+        d.dst = dst;
+        d.xfer_size = size;
+        d
+    }
+
+    /// CFLUSH the cache lines of `[addr, addr + size)`. `flags` should come
+    /// from [`flush_flags`].
+    pub fn cflush(addr: u64, size: u32, cr: u64, flags: u32) -> Self {
+        let mut d = Self::with(opcode::CFLUSH, flags, cr);
+        d.dst = addr;
+        d.xfer_size = size;
+        d
+    }
+
+    /// NOOP: only writes a completion record.
+    pub fn noop(cr: u64) -> Self {
+        Self::with(opcode::NOOP, flag::ALWAYS, cr)
+    }
+
+    /// DRAIN: completes after every descriptor submitted before it.
+    pub fn drain(cr: u64) -> Self {
+        Self::with(opcode::DRAIN, flag::ALWAYS, cr)
+    }
+
+    /// BATCH of `count` descriptors at the 64-byte-aligned `list`.
+    pub fn batch(list: u64, count: u32, cr: u64) -> Self {
+        let mut d = Self::with(opcode::BATCH, flag::ALWAYS, cr);
+        d.src = list;
+        d.xfer_size = count;
+        d
+    }
+
+    /// The 64 raw bytes, as MOVDIR64B/ENQCMD/`write(2)` send them.
+    pub fn as_bytes(&self) -> &[u8; 64] {
+        // SAFETY: `Descriptor` is `repr(C)`, exactly 64 bytes (asserted
+        // above) with no padding: every field is an integer or byte array
+        // and the offsets are contiguous, so all 64 bytes are initialised.
+        unsafe { &*(self as *const Descriptor).cast::<[u8; 64]>() }
+    }
+
+    /// Rebuild a descriptor from 64 raw bytes (the emulator's view of a
+    /// portal write or a batch list entry).
+    pub fn from_bytes(b: &[u8; 64]) -> Self {
+        let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+        let u64_at = |o: usize| u64::from(u32_at(o)) | (u64::from(u32_at(o + 4)) << 32);
+        let mut op_specific = [0u8; 24];
+        op_specific.copy_from_slice(&b[0x28..0x40]);
+        Descriptor {
+            pasid_priv: u32_at(0),
+            flags_opcode: u32_at(4),
+            completion_addr: u64_at(8),
+            src: u64_at(0x10),
+            dst: u64_at(0x18),
+            xfer_size: u32_at(0x20),
+            int_handle: u16::from_le_bytes([b[0x24], b[0x25]]),
+            rsvd: u16::from_le_bytes([b[0x26], b[0x27]]),
+            op_specific,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 2. Portals (DSA.md section 2)
+//
+// `HwPortal` opens `/dev/dsa/wq<m>.<n>`, maps its 4 KiB portal
+// (`PROT_WRITE`, `MAP_SHARED | MAP_POPULATE`) and submits with MOVDIR64B
+// (dedicated WQ) or ENQCMD (shared WQ) after an SFENCE, rotating the target
+// cache line per submission. When the kernel refuses the mapping with EPERM
+// (devices that are not "user submission safe", Linux 6.9.1+) or the CPU
+// lacks the instruction (always, off x86-64), descriptors go through
+// `write(2)`. The instructions themselves live in `crate::arch`.
+// ---------------------------------------------------------------------------
+
+/// Portal size: one page; the kernel rejects larger mappings.
+pub const PORTAL_SIZE: usize = 4096;
+
+/// What a submission did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Submitted {
+    /// The WQ took the descriptor (for a dedicated WQ this only means the
+    /// posted write happened: flow control is the caller's job).
+    Accepted,
+    /// Shared WQ full (ENQCMD ZF=1, `write(2)` EAGAIN): try again later.
+    Retry,
+}
+
+/// A submission the WQ refused outright (`write(2)` errors such as EINVAL
+/// for a misaligned completion address or BATCH on a v1 device).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortalError {
+    pub errno: i32,
+}
+
+/// How a portal submits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Movdir64b,
+    Enqcmd,
+    Write,
+    Emulated,
+}
+
+/// Something descriptors can be submitted to: a real WQ portal or the
+/// emulated work queue.
+pub trait Portal: Send + Sync {
+    /// Submit one descriptor. The 64 bytes are consumed before this
+    /// returns; `desc` may be reused immediately.
+    ///
+    /// # Safety
+    /// The device will access memory on the descriptor's behalf until it
+    /// writes the completion record: every address in `desc` (source,
+    /// destination, batch list and, for a batch, every address in each
+    /// listed descriptor) must be valid for the accesses its opcode implies
+    /// until then, and every completion address must be 32-byte aligned
+    /// memory that stays allocated and is accessed only atomically by
+    /// others until the record is written.
+    unsafe fn submit(&self, desc: &Descriptor) -> Result<Submitted, PortalError>;
+
+    /// The submission method in use.
+    fn method(&self) -> Method;
+}
+
+/// CPU support for the submission instructions (CPUID.(7,0):ECX).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuSupport {
+    pub movdir64b: bool,
+    pub enqcmd: bool,
+}
+
+/// What [`crate::arch::features`] reports (on x86-64 CPUID leaf 7 ECX
+/// bits 28 and 29; never either elsewhere).
+pub fn cpu_support() -> CpuSupport {
+    let f = crate::arch::features();
+    CpuSupport {
+        movdir64b: f.movdir64b,
+        enqcmd: f.enqcmd,
+    }
+}
+
+/// A real work-queue portal.
+pub struct HwPortal {
+    fd: OwnedFd,
+    page: Option<NonNull<u8>>,
+    method: Method,
+    line: AtomicUsize,
+}
+
+// SAFETY: the mapping is a device portal page that only receives whole
+// 64-byte MOVDIR64B/ENQCMD writes, which the device serialises; the file
+// descriptor is thread-safe for write(2). Nothing else is shared.
+unsafe impl Send for HwPortal {}
+// SAFETY: see the `Send` impl; `line` is atomic.
+unsafe impl Sync for HwPortal {}
+
+impl HwPortal {
+    /// Open the WQ character device and pick the submission method.
+    pub fn open(path: &Path, mode: WqMode) -> io::Result<HwPortal> {
+        HwPortal::open_with(path, mode, cpu_support(), false)
+    }
+
+    /// [`open`](Self::open) with explicit CPU support and an option to skip
+    /// the mapping (tests, and `MINIASYNC_DSA_FORCE_WRITE`).
+    pub fn open_with(
+        path: &Path,
+        mode: WqMode,
+        cpu: CpuSupport,
+        force_write: bool,
+    ) -> io::Result<HwPortal> {
+        let c = CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: `c` is a NUL-terminated path; open has no other inputs.
+        let raw = unsafe { libc::open(c.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let instr = match mode {
+            WqMode::Dedicated if cpu.movdir64b => Some(Method::Movdir64b),
+            WqMode::Shared if cpu.enqcmd => Some(Method::Enqcmd),
+            _ => None,
+        };
+        let (page, method) = match instr {
+            Some(m) if !force_write => match map_portal(&fd) {
+                Ok(p) => (Some(p), m),
+                Err(e) if e.raw_os_error() == Some(libc::EPERM) => (None, Method::Write),
+                Err(e) => return Err(e),
+            },
+            _ => (None, Method::Write),
+        };
+        Ok(HwPortal {
+            fd,
+            page,
+            method,
+            line: AtomicUsize::new(0),
+        })
+    }
+
+    fn next_line(&self) -> *mut u8 {
+        let page = self.page.expect("instruction methods have a mapping");
+        let off = self.line.fetch_add(64, Ordering::Relaxed) % PORTAL_SIZE;
+        // SAFETY: `off` is a multiple of 64 below the page size, so the
+        // result stays inside the mapped portal page.
+        unsafe { page.as_ptr().add(off) }
+    }
+}
+
+fn map_portal(fd: &OwnedFd) -> io::Result<NonNull<u8>> {
+    // SAFETY: a fresh shared mapping of one page of `fd`; the kernel
+    // chooses the address, so no existing memory is affected.
+    let p = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            PORTAL_SIZE,
+            libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_POPULATE,
+            fd.as_raw_fd(),
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::from(io::ErrorKind::Other))
+}
+
+impl Drop for HwPortal {
+    fn drop(&mut self) {
+        if let Some(p) = self.page {
+            // SAFETY: `p` is the page mapped in `open_with` and nothing
+            // refers to it after the portal is dropped.
+            unsafe { libc::munmap(p.as_ptr().cast(), PORTAL_SIZE) };
+        }
+    }
+}
+
+/// The descriptor's 64 bytes as the instructions read them.
+fn desc_ptr(desc: &Descriptor) -> *const u8 {
+    core::ptr::from_ref(desc).cast()
+}
+
+impl Portal for HwPortal {
+    unsafe fn submit(&self, desc: &Descriptor) -> Result<Submitted, PortalError> {
+        match self.method {
+            Method::Movdir64b => {
+                // SAFETY: the method is only chosen when the CPU has
+                // MOVDIR64B and the portal is mapped; `desc` is 64 bytes,
+                // 64-byte aligned by type; the caller vouches for its
+                // addresses.
+                unsafe { crate::arch::movdir64b(self.next_line(), desc_ptr(desc)) };
+                Ok(Submitted::Accepted)
+            }
+            Method::Enqcmd => {
+                // SAFETY: as above, for ENQCMD on a shared WQ.
+                let ok = unsafe { crate::arch::enqcmd(self.next_line(), desc_ptr(desc)) };
+                Ok(if ok {
+                    Submitted::Accepted
+                } else {
+                    Submitted::Retry
+                })
+            }
+            Method::Write | Method::Emulated => {
+                let bytes = desc.as_bytes();
+                // SAFETY: the kernel copies 64 readable bytes from `bytes`.
+                // Like the instructions, the syscall orders earlier stores.
+                let n = unsafe { libc::write(self.fd.as_raw_fd(), bytes.as_ptr().cast(), 64) };
+                if n == 64 {
+                    Ok(Submitted::Accepted)
+                } else if n >= 0 {
+                    Ok(Submitted::Retry)
+                } else {
+                    match io::Error::last_os_error()
+                        .raw_os_error()
+                        .unwrap_or(libc::EIO)
+                    {
+                        libc::EAGAIN | libc::EINTR => Ok(Submitted::Retry),
+                        e => Err(PortalError { errno: e }),
+                    }
+                }
+            }
+        }
+    }
+
+    fn method(&self) -> Method {
+        self.method
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 3. Completion records (DSA.md section 4)
+//
+// Ordering contract (DSA.md 4.3): whoever writes a record writes bytes 1..32
+// first and stores the status byte last with release ordering; a reader
+// loads the status with acquire ordering and reads the other fields only
+// after it saw a non-zero status. `CrCell::publish` and `CrCell::status` +
+// `CrCell::snapshot` implement the two sides.
+// ---------------------------------------------------------------------------
+
+/// Completion status codes (byte 0, bits 6:0). DSA.md 4.2.
+pub mod status {
+    pub const NONE: u8 = 0x00;
+    pub const SUCCESS: u8 = 0x01;
+    pub const SUCCESS_PRED: u8 = 0x02;
+    pub const PAGE_FAULT_NOBOF: u8 = 0x03;
+    pub const PAGE_FAULT_IR: u8 = 0x04;
+    pub const BATCH_FAIL: u8 = 0x05;
+    pub const BATCH_PAGE_FAULT: u8 = 0x06;
+    pub const DR_OFFSET_NOINC: u8 = 0x07;
+    pub const DR_OFFSET_ERANGE: u8 = 0x08;
+    pub const DIF_ERR: u8 = 0x09;
+    pub const BAD_OPCODE: u8 = 0x10;
+    pub const INVALID_FLAGS: u8 = 0x11;
+    pub const NOZERO_RESERVE: u8 = 0x12;
+    pub const XFER_ERANGE: u8 = 0x13;
+    pub const DESC_CNT_ERANGE: u8 = 0x14;
+    pub const DR_ERANGE: u8 = 0x15;
+    pub const OVERLAP_BUFFERS: u8 = 0x16;
+    pub const DCAST_ERR: u8 = 0x17;
+    pub const DESCLIST_ALIGN: u8 = 0x18;
+    pub const INT_HANDLE_INVAL: u8 = 0x19;
+    pub const CRA_XLAT: u8 = 0x1a;
+    pub const CRA_ALIGN: u8 = 0x1b;
+    pub const ADDR_ALIGN: u8 = 0x1c;
+    pub const PRIV_BAD: u8 = 0x1d;
+    pub const TRAFFIC_CLASS_CONF: u8 = 0x1e;
+    pub const PFAULT_RDBA: u8 = 0x1f;
+    pub const HW_ERR1: u8 = 0x20;
+    pub const HW_ERR_DRB: u8 = 0x21;
+    pub const TRANSLATION_FAIL: u8 = 0x22;
+    pub const DRAIN_EVL: u8 = 0x26;
+    pub const BATCH_EVL_ERR: u8 = 0x27;
+
+    /// Mask of the code in the status byte (`DSA_COMP_STATUS_MASK`).
+    pub const MASK: u8 = 0x7f;
+    /// Bit 7: the page fault was on a write (`DSA_COMP_STATUS_WRITE`).
+    pub const WRITE_FAULT: u8 = 0x80;
+
+    /// Software-only: the op waits for a WQ credit, or is an element of a
+    /// batch (the device overwrites it with the element's real status; an
+    /// element still reading it after its batch was retired never ran).
+    /// Never written by hardware (0x7f is an unused code); it keeps the
+    /// op's monitor word non-zero so pollers come back.
+    pub const SW_PENDING: u8 = 0x7f;
+    /// Software-only: set on an op that failed before reaching the device,
+    /// so its monitor word is non-zero.
+    pub const SW_NOT_EXECUTED: u8 = 0x7e;
+
+    /// Codes reported before any memory was touched (descriptor
+    /// validation): re-running the whole piece on the CPU is safe.
+    pub fn is_validation_error(code: u8) -> bool {
+        (BAD_OPCODE..=TRAFFIC_CLASS_CONF).contains(&(code & MASK)) && code & MASK != CRA_XLAT
+    }
+}
+
+/// A 32-byte DSA completion record (`struct dsa_completion_record`),
+/// 32-byte aligned. Plain data: a snapshot or a value to publish.
+#[repr(C, align(32))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CompletionRecord {
+    /// Bits 6:0 status code, bit 7 write-fault indicator.
+    pub status: u8,
+    /// Memmove partial completion: 0 ascending, 1 descending. Batch: 1 if
+    /// an element failed. Compare: 0 equal.
+    pub result: u8,
+    /// DSA 2.0 fault info; 0 on DSA 1.0.
+    pub fault_info: u8,
+    pub rsvd: u8,
+    /// Bytes completed (work descriptors) or descriptors completed (batch).
+    pub bytes_completed: u32,
+    /// Faulting address for page-fault statuses.
+    pub fault_addr: u64,
+    /// Invalid flags (24 bits) for status 0x11, CRC value, delta size...
+    pub op_specific: [u8; 16],
+}
+
+const _: () = {
+    assert!(size_of::<CompletionRecord>() == 32);
+    assert!(core::mem::align_of::<CompletionRecord>() == 32);
+    assert!(offset_of!(CompletionRecord, status) == 0);
+    assert!(offset_of!(CompletionRecord, result) == 1);
+    assert!(offset_of!(CompletionRecord, fault_info) == 2);
+    assert!(offset_of!(CompletionRecord, rsvd) == 3);
+    assert!(offset_of!(CompletionRecord, bytes_completed) == 4);
+    assert!(offset_of!(CompletionRecord, fault_addr) == 8);
+    assert!(offset_of!(CompletionRecord, op_specific) == 16);
+};
+
+impl CompletionRecord {
+    /// The status code without the write-fault bit.
+    pub fn code(&self) -> u8 {
+        self.status & status::MASK
+    }
+
+    /// Whether a page fault was on a write (bit 7).
+    pub fn write_fault(&self) -> bool {
+        self.status & status::WRITE_FAULT != 0
+    }
+
+    /// The offending flag bits of an INVALID_FLAGS record (bytes 16..19).
+    pub fn invalid_flags(&self) -> u32 {
+        u32::from_le_bytes([
+            self.op_specific[0],
+            self.op_specific[1],
+            self.op_specific[2],
+            0,
+        ])
+    }
+}
+
+/// A completion record as shared memory: the device (or the emulator)
+/// writes it while the engine polls it, so every field is an atomic of the
+/// hardware width. Same layout as [`CompletionRecord`].
+#[repr(C, align(32))]
+#[derive(Default)]
+pub struct CrCell {
+    status: AtomicU8,
+    result: AtomicU8,
+    fault_info: AtomicU8,
+    rsvd: AtomicU8,
+    bytes_completed: AtomicU32,
+    fault_addr: AtomicU64,
+    op_specific: [AtomicU32; 4],
+}
+
+const _: () = {
+    assert!(size_of::<CrCell>() == 32);
+    assert!(core::mem::align_of::<CrCell>() == 32);
+    assert!(offset_of!(CrCell, status) == offset_of!(CompletionRecord, status));
+    assert!(offset_of!(CrCell, result) == offset_of!(CompletionRecord, result));
+    assert!(offset_of!(CrCell, bytes_completed) == offset_of!(CompletionRecord, bytes_completed));
+    assert!(offset_of!(CrCell, fault_addr) == offset_of!(CompletionRecord, fault_addr));
+    assert!(offset_of!(CrCell, op_specific) == offset_of!(CompletionRecord, op_specific));
+};
+
+impl CrCell {
+    /// The address the device writes (a descriptor's completion address).
+    pub fn addr(&self) -> u64 {
+        self as *const CrCell as u64
+    }
+
+    /// The status byte, acquire: after a non-zero result every other field
+    /// (and the operation's destination data) is visible.
+    #[inline]
+    pub fn status(&self) -> u8 {
+        self.status.load(Ordering::Acquire)
+    }
+
+    /// The first 8 bytes as one word: 0 while the device works on the
+    /// current descriptor, non-zero once a status was written. This is the
+    /// address handed out for `FUTURE_NOTIFIER_POLLER`.
+    pub fn monitor_word(&self) -> *const u64 {
+        (self as *const CrCell).cast::<u64>()
+    }
+
+    /// All fields. Call only after [`status`](Self::status) returned
+    /// non-zero; the acquire there orders these relaxed loads.
+    pub fn snapshot(&self) -> CompletionRecord {
+        let mut op_specific = [0u8; 16];
+        for (i, w) in self.op_specific.iter().enumerate() {
+            op_specific[i * 4..i * 4 + 4].copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
+        }
+        CompletionRecord {
+            status: self.status.load(Ordering::Acquire),
+            result: self.result.load(Ordering::Relaxed),
+            fault_info: self.fault_info.load(Ordering::Relaxed),
+            rsvd: self.rsvd.load(Ordering::Relaxed),
+            bytes_completed: self.bytes_completed.load(Ordering::Relaxed),
+            fault_addr: self.fault_addr.load(Ordering::Relaxed),
+            op_specific,
+        }
+    }
+
+    /// Zero the whole record before a submission (DML zeroes it too). The
+    /// submission's fence/queue hand-off orders these stores before the
+    /// device's writes.
+    pub fn clear(&self) {
+        self.result.store(0, Ordering::Relaxed);
+        self.fault_info.store(0, Ordering::Relaxed);
+        self.rsvd.store(0, Ordering::Relaxed);
+        self.bytes_completed.store(0, Ordering::Relaxed);
+        self.fault_addr.store(0, Ordering::Relaxed);
+        for w in &self.op_specific {
+            w.store(0, Ordering::Relaxed);
+        }
+        self.status.store(0, Ordering::Release);
+    }
+
+    /// Store only the status byte (software statuses).
+    pub fn set_status(&self, s: u8) {
+        self.status.store(s, Ordering::Release);
+    }
+
+    /// Replace the status only if it is still `old` (software marking
+    /// racing with a device write).
+    pub fn replace_status(&self, old: u8, new: u8) -> bool {
+        self.status
+            .compare_exchange(old, new, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Write a whole record the way hardware and the kernel do: bytes 1..32
+    /// first, then a release store of the status.
+    pub fn publish(&self, r: &CompletionRecord) {
+        self.publish_fields(r);
+        self.status.store(r.status, Ordering::Release);
+    }
+
+    /// Bytes 1..32 only (the emulator's hostile mode delays the status).
+    pub fn publish_fields(&self, r: &CompletionRecord) {
+        self.result.store(r.result, Ordering::Relaxed);
+        self.fault_info.store(r.fault_info, Ordering::Relaxed);
+        self.rsvd.store(r.rsvd, Ordering::Relaxed);
+        self.bytes_completed
+            .store(r.bytes_completed, Ordering::Relaxed);
+        self.fault_addr.store(r.fault_addr, Ordering::Relaxed);
+        for (i, w) in self.op_specific.iter().enumerate() {
+            let b = &r.op_specific[i * 4..i * 4 + 4];
+            w.store(
+                u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// View the record at a raw completion address.
+    ///
+    /// # Safety
+    /// `addr` must be 32-byte aligned, point to 32 bytes that stay
+    /// allocated for the lifetime `'a`, and be accessed by everyone else
+    /// only atomically (it is a `CrCell` or equivalent device memory).
+    pub unsafe fn at<'a>(addr: u64) -> &'a CrCell {
+        // SAFETY: alignment, size, lifetime and atomic-only access are the
+        // caller's obligations; `CrCell` has no invalid bit patterns.
+        unsafe { &*(addr as usize as *const CrCell) }
+    }
+}

@@ -5,12 +5,13 @@
 use std::sync::{Arc, Mutex};
 
 use crate::mover::dsa::emu::{EmuConfig, Forced, Stall, DEFAULT_GENCAP};
-use crate::mover::dsa::engine::progress::Op;
+use crate::mover::dsa::engine::op::Op;
 use crate::mover::dsa::engine::{BatchPolicy, Engine, EngineOptions, Poll, StartError};
-use crate::mover::dsa::hw::completion::{status, CompletionRecord, CrCell};
-use crate::mover::dsa::hw::descriptor::{flag, gencap, opcode, Descriptor, Hints};
 use crate::mover::dsa::hw::discovery::WqMode;
-use crate::mover::dsa::hw::portal::{Method, Portal, PortalError, Submitted};
+use crate::mover::dsa::hw::{
+    flag, gencap, opcode, status, CompletionRecord, CrCell, Descriptor, Hints, Method, Portal,
+    PortalError, Submitted,
+};
 use crate::mover::dsa::testutil::{finish, finish_watching, pattern, rig, Drive};
 
 fn h() -> Hints {

@@ -5,10 +5,9 @@
 
 use crate::mover::dsa::emu::{EmuConfig, Forced, Stall};
 use crate::mover::dsa::engine::fault::{page_size, Untouched};
-use crate::mover::dsa::engine::progress::{Op, OpKind};
+use crate::mover::dsa::engine::op::{Op, OpKind};
 use crate::mover::dsa::engine::{BatchPolicy, EngineOptions, FailReason, Poll};
-use crate::mover::dsa::hw::completion::{status, CompletionRecord};
-use crate::mover::dsa::hw::descriptor::{opcode, Hints};
+use crate::mover::dsa::hw::{opcode, status, CompletionRecord, Hints};
 use crate::mover::dsa::testutil::{finish, finish_watching, pattern, rig, Drive};
 
 fn h() -> Hints {

@@ -7,8 +7,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
-use crate::mover::dsa::hw::completion::{status, CompletionRecord};
-use crate::mover::dsa::hw::descriptor::{flag, opcode, Descriptor};
+use crate::mover::dsa::hw::{flag, opcode, status, CompletionRecord, Descriptor};
 use crate::mover::dsa::testutil::TempDir;
 
 const HEADER: &str = "/usr/include/linux/idxd.h";

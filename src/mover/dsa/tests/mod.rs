@@ -1,7 +1,14 @@
-//! Engine and mover tests on the emulated WQ, and the `linux/idxd.h` pin.
+//! Engine and mover tests on the emulated WQ, the `linux/idxd.h` pin, and
+//! the unit tests of the hardware formats, the portal, operation progress
+//! and credits. (Discovery's tests, `discovery_tests.rs`, are included by
+//! `hw/discovery.rs` itself.)
 
+mod credits_tests;
 mod engine_tests;
 mod fault_tests;
+mod hw_tests;
 mod idxd_h;
+mod portal_tests;
+mod progress_tests;
 
 mod mover_tests;

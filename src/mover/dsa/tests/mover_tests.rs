@@ -9,7 +9,7 @@ use crate::abi::{
 use crate::ffi::view::{self, Notifier, RawEnum};
 use crate::mover::dsa::emu::EmuDevice;
 use crate::mover::dsa::emu::{EmuConfig, Forced, Stall, DEFAULT_GENCAP};
-use crate::mover::dsa::hw::descriptor::{gencap, opcode};
+use crate::mover::dsa::hw::{gencap, opcode};
 use crate::mover::dsa::mover::*;
 use crate::mover::dsa::testutil::{pattern, rig};
 use crate::mover::dsa::{Engine, EngineOptions};
@@ -262,7 +262,7 @@ fn device_errors_finish_on_the_cpu_in_auto_and_fail_in_hardware() {
         );
         dev.force(
             opcode::MEMMOVE,
-            Forced::Status(crate::mover::dsa::hw::completion::status::HW_ERR1),
+            Forced::Status(crate::mover::dsa::hw::status::HW_ERR1),
         );
         let r = run(&m, &copy(MEMCPY, dst.as_mut_ptr(), src.as_ptr(), 20_000, 0));
         assert_eq!(r.0, want, "{path:?}");
