@@ -5,12 +5,23 @@
 //! - [`abi`]: `#[repr(C)]` mirrors of the public C types, with layout pins;
 //!   cbindgen generates the C definitions from them. No behaviour.
 //! - [`ffi`]: every `#[no_mangle]` export and every callback stored in a
-//!   `struct vdm`. Each one validates its pointers, runs the safe core behind
-//!   a panic boundary and converts the result for C.
+//!   `struct vdm`, and the safe views through which the core sees C memory.
+//!   Each one checks its pointers, builds the views and calls the core.
 //! - everything else ([`runtime`], [`mover`]) is the safe core;
 //!   [`arch`] holds its architecture-specific instructions (inline assembly,
 //!   CPUID) behind a portable API, so nothing else needs `cfg(target_arch)`.
 //!   [`sync`] holds its concurrency primitives (event count, backoff).
+//!
+//! # What ships
+//! The product is the C ABI: every module is private, and the exports are
+//! reachable only as the `#[no_mangle]` symbols of `libminiasync` and
+//! `libminiasync-vdm-dml`. There is no public Rust API yet. Code that only
+//! the tests need (the emulator's fault-injection hooks and counters, the
+//! fake sysfs writer, the engine's counters, inspection helpers) is
+//! compiled under `cfg(test)` and absent from the shipped libraries; the
+//! emulated work queue itself ships (`MINIASYNC_DSA_EMULATE=1`). The
+//! compiler's dead-code lint covers the whole crate, so a shipped item
+//! nothing uses fails `make check-lint`.
 //!
 //! # Safety vocabulary
 //! The `# Safety` sections of this crate use these terms:
@@ -25,10 +36,10 @@
 #[cfg(all(not(test), not(panic = "abort")))]
 compile_error!("miniasync must be built with panic = \"abort\": panics must never unwind into C");
 
-pub mod abi;
-pub mod arch;
-pub mod ffi;
+mod abi;
+mod arch;
+mod ffi;
 mod log;
-pub mod mover;
-pub mod runtime;
-pub mod sync;
+mod mover;
+mod runtime;
+mod sync;

@@ -27,11 +27,14 @@
 //! emulated work queue and every other mover work on any architecture.
 //!
 //! Under Miri, which cannot run inline assembly or most intrinsics, the
-//! [`portable`] implementation is used on every architecture.
+//! portable implementation (`portable.rs`) is used on every architecture.
 
 use std::sync::OnceLock;
 
-pub mod portable;
+// The fallback: the implementation on other architectures and under
+// Miri; aarch64 borrows its stubs; its own tests run everywhere.
+#[cfg(any(test, miri, not(target_arch = "x86_64")))]
+mod portable;
 
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 mod x86_64;
@@ -50,13 +53,17 @@ use portable as imp;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WriteBack {
     /// x86 CLWB: write back, keep the line cached.
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
     Clwb,
     /// x86 CLFLUSHOPT: write back and invalidate, weakly ordered.
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
     Clflushopt,
     /// x86 CLFLUSH: write back and invalidate (every x86-64 CPU has it).
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
     Clflush,
     /// aarch64 `dc cvac`: clean by virtual address to the point of
     /// coherency.
+    #[cfg(all(target_arch = "aarch64", not(miri)))]
     DcCvac,
     /// No cache write-back instruction is available (other architectures,
     /// Miri): [`write_back`] only issues a full memory fence.
@@ -122,15 +129,8 @@ pub unsafe fn write_back(addr: *const u8, len: usize) {
     imp::write_back_fence();
 }
 
-/// Whether [`copy_wide`] has a faster loop than `memcpy` on this CPU
-/// (x86-64 with AVX-512F).
-#[inline]
-pub fn has_wide_copy() -> bool {
-    imp::has_wide_copy()
-}
-
 /// Copies `n` bytes with the widest vector loop the CPU has (the AVX-512F
-/// loop when [`has_wide_copy`], else `memcpy`).
+/// loop on x86-64 CPUs that have AVX-512F, else `memcpy`).
 ///
 /// # Safety
 /// `src` readable and `dst` writable for `n` bytes, not overlapping.

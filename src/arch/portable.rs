@@ -1,16 +1,19 @@
 //! The portable fallback: no inline assembly, no intrinsics. It is the
 //! implementation on architectures without a module of their own and under
 //! Miri, supplies what aarch64 lacks (DSA submission, a wide copy loop),
-//! and is compiled on every target so its tests run everywhere.
+//! and is compiled on every target in test builds so its tests run
+//! everywhere (each item is compiled only where something uses it).
 //!
 //! There is no cache write-back available here: [`write_back_line`] does
 //! nothing and [`write_back_fence`] is a sequentially consistent fence, so
 //! `VDM_F_MEM_DURABLE` only orders the stores.
 
+#[cfg(any(test, miri, not(any(target_arch = "x86_64", target_arch = "aarch64"))))]
 use super::{Features, WriteBack};
 
 /// No DSA instructions, no write-back instruction; 64-byte steps (unused
 /// with [`WriteBack::None`]).
+#[cfg(any(test, miri, not(any(target_arch = "x86_64", target_arch = "aarch64"))))]
 pub fn detect() -> Features {
     Features {
         movdir64b: false,
@@ -20,6 +23,7 @@ pub fn detect() -> Features {
     }
 }
 
+#[cfg(any(test, miri, not(any(target_arch = "x86_64", target_arch = "aarch64"))))]
 std::thread_local! {
     /// One byte per thread; only its address matters.
     static MARK: u8 = const { 0 };
@@ -29,6 +33,7 @@ std::thread_local! {
 /// thread (each has its own TLS block), stable for the thread's life, and
 /// a plain TLS access since the value has a const initialiser and no
 /// destructor.
+#[cfg(any(test, miri, not(any(target_arch = "x86_64", target_arch = "aarch64"))))]
 #[inline(always)]
 pub fn thread_pointer() -> usize {
     MARK.with(|m| core::ptr::from_ref(m).addr())
@@ -38,17 +43,20 @@ pub fn thread_pointer() -> usize {
 ///
 /// # Safety
 /// None needed; `unsafe` only to match the architecture modules.
+#[cfg(any(test, miri, not(any(target_arch = "x86_64", target_arch = "aarch64"))))]
 #[inline(always)]
 pub unsafe fn write_back_line(_kind: WriteBack, _p: *const u8) {}
 
 /// A full fence: orders the operation's stores before the completion is
 /// reported.
+#[cfg(any(test, miri, not(any(target_arch = "x86_64", target_arch = "aarch64"))))]
 #[inline(always)]
 pub fn write_back_fence() {
     std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
 }
 
 /// No wide copy loop.
+#[cfg(test)]
 #[inline]
 pub fn has_wide_copy() -> bool {
     false
@@ -70,6 +78,7 @@ pub unsafe fn copy_wide(dst: *mut u8, src: *const u8, n: usize) {
 ///
 /// # Safety
 /// As for [`super::movdir64b`], which cannot be met on this target.
+#[cfg(any(miri, not(target_arch = "x86_64")))]
 pub unsafe fn movdir64b(_portal: *mut u8, _desc: *const u8) {
     unreachable!("MOVDIR64B called on a CPU without it");
 }
@@ -78,6 +87,7 @@ pub unsafe fn movdir64b(_portal: *mut u8, _desc: *const u8) {
 ///
 /// # Safety
 /// As for [`super::enqcmd`], which cannot be met on this target.
+#[cfg(any(miri, not(target_arch = "x86_64")))]
 pub unsafe fn enqcmd(_portal: *mut u8, _desc: *const u8) -> bool {
     unreachable!("ENQCMD called on a CPU without it");
 }

@@ -68,7 +68,7 @@ pub unsafe fn write_back_line(kind: WriteBack, p: *const u8) {
         // SAFETY: as above; CLFLUSH exists on every x86-64 CPU.
         WriteBack::Clflush => unsafe { core::arch::x86_64::_mm_clflush(p) },
         // `detect` never reports the other kinds on x86-64.
-        WriteBack::DcCvac | WriteBack::None => {}
+        WriteBack::None => {}
     }
 }
 

@@ -341,11 +341,6 @@ impl<T: Default> Pool<T> {
         }
     }
 
-    /// The bound this pool was created with.
-    pub fn capacity(&self) -> u32 {
-        self.capacity
-    }
-
     #[inline(always)]
     fn slot(&self, index: u32) -> *mut Slot<T> {
         let chunk = self.chunks[(index / CHUNK) as usize].load(Ordering::Acquire);
@@ -498,6 +493,7 @@ impl<T: Default> Pool<T> {
 
     /// Records currently handed out: an exact count when no other thread
     /// uses the pool meanwhile (for tests and statistics).
+    #[cfg(test)]
     pub fn outstanding(&self) -> u32 {
         let mut free = 0;
         let mut i = self.head.load(Ordering::Acquire) as u32;

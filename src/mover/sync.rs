@@ -42,11 +42,6 @@ impl SyncMover {
             pool: Pool::new(configured_capacity()),
         })
     }
-
-    /// Outstanding records (for tests).
-    pub fn outstanding(&self) -> u32 {
-        self.pool.outstanding()
-    }
 }
 
 impl Mover for SyncMover {

@@ -269,11 +269,6 @@ impl ThreadsMover {
         );
     }
 
-    /// Outstanding records (for tests).
-    pub fn outstanding(&self) -> u32 {
-        self.shared.pool.outstanding()
-    }
-
     fn shutdown(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
         self.shared.ev.notify_all();

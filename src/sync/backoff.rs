@@ -51,6 +51,7 @@ impl Backoff {
     }
 
     /// Whether the spin part is over (the next snooze yields or fails).
+    #[cfg(test)]
     pub fn spun(&self) -> bool {
         self.step >= self.spins
     }

@@ -170,7 +170,8 @@ impl EventCount {
         }
     }
 
-    /// Announced waiters not claimed yet (for tests and statistics).
+    /// Announced waiters not claimed yet (for tests).
+    #[cfg(test)]
     pub fn unclaimed(&self) -> usize {
         self.unclaimed.load(Ordering::SeqCst)
     }

@@ -18,4 +18,4 @@ pub mod backoff;
 pub mod event;
 
 pub use backoff::Backoff;
-pub use event::{Announced, EventCount};
+pub use event::EventCount;

@@ -25,13 +25,10 @@ pub mod engine;
 pub mod hw;
 pub mod mover;
 
-pub use engine::op::{Op, OpKind, Remainder};
-pub use engine::{
-    BatchPolicy, Caps, DeviceOp, Engine, EngineOptions, FailReason, Failure, Poll, StartError,
-    Stats,
-};
+// What the mover (mover.rs) uses of the engine.
+pub use engine::op::Remainder;
+pub use engine::{BatchPolicy, Engine, EngineOptions, Poll, StartError};
 pub use hw::discovery;
-pub use hw::{Descriptor, Hints, Portal};
 
 use std::sync::Arc;
 

@@ -206,21 +206,13 @@ impl DsaMover {
         }))
     }
 
-    pub fn path(&self) -> Path {
-        self.path
-    }
-
-    /// Whether operations can go to a device.
-    pub fn has_device(&self) -> bool {
-        self.engine.is_some()
-    }
-
     fn finish(&self, op: &DsaOp, r: vdm_operation_result) {
         op.result.store(r as u32, Ordering::Relaxed);
         op.state.store(ST_DONE, Ordering::Release);
     }
 
     /// Outstanding records (for tests).
+    #[cfg(test)]
     pub fn outstanding(&self) -> u32 {
         self.pool.outstanding()
     }

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use super::engine::{DeviceOp, Engine, EngineOptions, Poll, StartError};
-use super::Op;
 use crate::mover::dsa::emu::{EmuConfig, EmuDevice};
+use crate::mover::Op;
 
 /// A directory under the system temp dir, removed on drop.
 pub struct TempDir(PathBuf);

@@ -2,15 +2,20 @@
 //! engine threads, the SWERROR-like record and the counters tests assert
 //! on. What a descriptor does is in `exec.rs`.
 
+#[cfg(test)]
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+#[cfg(test)]
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
 
-use super::exec::{self, Forced, Rng};
+#[cfg(test)]
+use super::exec::Forced;
+use super::exec::{self, Rng};
 use super::{EmuConfig, Stall};
 use crate::mover::dsa::hw::discovery::{WqConfig, WqMode};
 use crate::mover::dsa::hw::{
@@ -36,7 +41,9 @@ pub enum SwErrorKind {
     CrUnmapped,
 }
 
-/// The software-error record: counts and the first offending descriptor.
+/// The software-error record: counts and the first offending descriptor
+/// (test builds: the tests assert the driver caused none).
+#[cfg(test)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SwError {
     pub overflow: u64,
@@ -45,13 +52,15 @@ pub struct SwError {
     pub first: Option<(SwErrorKind, Descriptor)>,
 }
 
+#[cfg(test)]
 impl SwError {
     pub fn is_empty(&self) -> bool {
         self.overflow == 0 && self.cr_align == 0 && self.cr_unmapped == 0
     }
 }
 
-/// Counters.
+/// Counters (test builds).
+#[cfg(test)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EmuStats {
     /// Descriptors taken into the WQ.
@@ -75,27 +84,123 @@ pub(crate) struct Queued {
 }
 
 /// State shared by the portal side and the engine threads.
+/// One event the tests count.
+#[derive(Clone, Copy)]
+pub enum Count {
+    /// A descriptor taken into the WQ.
+    Accepted,
+    /// A descriptor counted as accepted that did not fit after all.
+    Refused,
+    /// A WQ entry finished.
+    Completed,
+    /// A shared-mode "retry" answer.
+    Retry,
+    Batch,
+    FaultInjected,
+    FaultNonresident,
+    ValidationError,
+}
+
+/// The emulator's counters, for the tests ([`EmuDevice::stats`]). Outside
+/// test builds this is an empty stand-in whose methods do nothing: the
+/// shipped emulator keeps no counter nobody reads.
+#[cfg(test)]
+#[derive(Default)]
+pub struct Tally {
+    accepted: AtomicU64,
+    completed: AtomicU64,
+    max_outstanding: AtomicU64,
+    max_occupancy: AtomicU64,
+    retries: AtomicU64,
+    batches: AtomicU64,
+    faults_injected: AtomicU64,
+    faults_nonresident: AtomicU64,
+    validation_errors: AtomicU64,
+}
+
+#[cfg(test)]
+impl Tally {
+    pub fn note(&self, c: Count) {
+        let (a, add) = match c {
+            Count::Accepted => (&self.accepted, true),
+            Count::Refused => (&self.accepted, false),
+            Count::Completed => (&self.completed, true),
+            Count::Retry => (&self.retries, true),
+            Count::Batch => (&self.batches, true),
+            Count::FaultInjected => (&self.faults_injected, true),
+            Count::FaultNonresident => (&self.faults_nonresident, true),
+            Count::ValidationError => (&self.validation_errors, true),
+        };
+        if add {
+            a.fetch_add(1, Ordering::SeqCst);
+        } else {
+            a.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Updates the maxima after a descriptor was queued (`occupancy` now
+    /// waiting): read first, write only when they grow.
+    pub fn peaks(&self, occupancy: u64) {
+        if occupancy > self.max_occupancy.load(Ordering::Relaxed) {
+            self.max_occupancy.fetch_max(occupancy, Ordering::Relaxed);
+        }
+        let out = self
+            .accepted
+            .load(Ordering::SeqCst)
+            .saturating_sub(self.completed.load(Ordering::SeqCst));
+        if out > self.max_outstanding.load(Ordering::SeqCst) {
+            self.max_outstanding.fetch_max(out, Ordering::SeqCst);
+        }
+    }
+
+    fn read(&self) -> EmuStats {
+        let r = |a: &AtomicU64| a.load(Ordering::SeqCst);
+        EmuStats {
+            accepted: r(&self.accepted),
+            completed: r(&self.completed),
+            max_outstanding: r(&self.max_outstanding),
+            max_occupancy: r(&self.max_occupancy),
+            retries: r(&self.retries),
+            batches: r(&self.batches),
+            faults_injected: r(&self.faults_injected),
+            faults_nonresident: r(&self.faults_nonresident),
+            validation_errors: r(&self.validation_errors),
+        }
+    }
+}
+
+/// See the test build's `Tally`.
+#[cfg(not(test))]
+#[derive(Default)]
+pub struct Tally {}
+
+#[cfg(not(test))]
+impl Tally {
+    #[inline(always)]
+    pub fn note(&self, _c: Count) {}
+
+    #[inline(always)]
+    pub fn peaks(&self, _occupancy: u64) {}
+}
+
 pub(crate) struct Shared {
     pub cfg: EmuConfig,
     queue: ArrayQueue<Queued>,
     pop_lock: Mutex<u64>,
     /// Per engine: sequence number of the descriptor in hand, or IDLE.
     pub current: Box<[AtomicU64]>,
-    accepted: AtomicU64,
-    completed: AtomicU64,
-    max_outstanding: AtomicU64,
-    max_occupancy: AtomicU64,
-    retries: AtomicU64,
-    pub batches: AtomicU64,
-    pub faults_injected: AtomicU64,
-    pub faults_nonresident: AtomicU64,
-    pub validation_errors: AtomicU64,
+    /// What the tests read back ([`EmuDevice::stats`]).
+    pub tally: Tally,
     /// Address of the last fault injected with no progress (never twice
     /// in a row, so injected faults cannot loop forever).
     pub last_zero_fault: AtomicU64,
+    #[cfg(test)]
     swerror: Mutex<SwError>,
+    #[cfg(test)]
     forced: Mutex<VecDeque<(u8, Forced)>>,
+    #[cfg(test)]
     holds_open: Mutex<Vec<u32>>,
+    #[cfg(test)]
     forced_n: AtomicUsize,
     stalled: AtomicBool,
     shutdown: AtomicBool,
@@ -109,18 +214,21 @@ impl Shared {
     /// Count a finished WQ entry. Called before the status store, so a
     /// driver that saw the record never sees it counted as outstanding.
     pub fn finished(&self) {
-        self.completed.fetch_add(1, Ordering::SeqCst);
+        self.tally.note(Count::Completed);
     }
 
     pub fn sw_error(&self, kind: SwErrorKind, d: &Descriptor) {
-        let mut e = self.swerror.lock().unwrap_or_else(|p| p.into_inner());
-        match kind {
-            SwErrorKind::Overflow => e.overflow += 1,
-            SwErrorKind::CrAlign => e.cr_align += 1,
-            SwErrorKind::CrUnmapped => e.cr_unmapped += 1,
-        }
-        if e.first.is_none() {
-            e.first = Some((kind, *d));
+        #[cfg(test)]
+        {
+            let mut e = self.swerror.lock().unwrap_or_else(|p| p.into_inner());
+            match kind {
+                SwErrorKind::Overflow => e.overflow += 1,
+                SwErrorKind::CrAlign => e.cr_align += 1,
+                SwErrorKind::CrUnmapped => e.cr_unmapped += 1,
+            }
+            if e.first.is_none() {
+                e.first = Some((kind, *d));
+            }
         }
         if self.cfg.strict {
             crate::log::warn(&format!(
@@ -133,6 +241,7 @@ impl Shared {
     }
 
     /// A forced outcome for the next descriptor with `op`, if any.
+    #[cfg(test)]
     pub fn take_forced(&self, op: u8) -> Option<Forced> {
         if self.forced_n.load(Ordering::Acquire) == 0 {
             return None;
@@ -145,6 +254,7 @@ impl Shared {
 
     /// Block an engine until hold `id` is opened (or the device shuts
     /// down).
+    #[cfg(test)]
     pub fn wait_hold(&self, id: u32) {
         loop {
             let open = self
@@ -223,19 +333,15 @@ impl EmuDevice {
             queue: ArrayQueue::new(cfg.wq_size.max(1) as usize),
             pop_lock: Mutex::new(0),
             current: (0..engines).map(|_| AtomicU64::new(IDLE)).collect(),
-            accepted: AtomicU64::new(0),
-            completed: AtomicU64::new(0),
-            max_outstanding: AtomicU64::new(0),
-            max_occupancy: AtomicU64::new(0),
-            retries: AtomicU64::new(0),
-            batches: AtomicU64::new(0),
-            faults_injected: AtomicU64::new(0),
-            faults_nonresident: AtomicU64::new(0),
-            validation_errors: AtomicU64::new(0),
+            tally: Tally::default(),
             last_zero_fault: AtomicU64::new(u64::MAX),
+            #[cfg(test)]
             swerror: Mutex::new(SwError::default()),
+            #[cfg(test)]
             forced: Mutex::new(VecDeque::new()),
+            #[cfg(test)]
             holds_open: Mutex::new(Vec::new()),
+            #[cfg(test)]
             forced_n: AtomicUsize::new(0),
             stalled: AtomicBool::new(cfg.stall == Stall::Manual),
             shutdown: AtomicBool::new(false),
@@ -264,53 +370,43 @@ impl EmuDevice {
         EmuDevice::new(EmuConfig::from_env())
     }
 
-    pub fn config(&self) -> &EmuConfig {
-        &self.sh.cfg
-    }
-
     /// What discovery would report for this WQ.
     pub fn wq_config(&self) -> WqConfig {
         self.sh.cfg.wq_config()
     }
 
+    #[cfg(test)]
     pub fn swerror(&self) -> SwError {
         *self.sh.swerror.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    #[cfg(test)]
     pub fn stats(&self) -> EmuStats {
-        let s = &self.sh;
-        let r = |a: &AtomicU64| a.load(Ordering::SeqCst);
-        EmuStats {
-            accepted: r(&s.accepted),
-            completed: r(&s.completed),
-            max_outstanding: r(&s.max_outstanding),
-            max_occupancy: r(&s.max_occupancy),
-            retries: r(&s.retries),
-            batches: r(&s.batches),
-            faults_injected: r(&s.faults_injected),
-            faults_nonresident: r(&s.faults_nonresident),
-            validation_errors: r(&s.validation_errors),
-        }
+        self.sh.tally.read()
     }
 
     /// Descriptors accepted and not yet finished.
+    #[cfg(test)]
     pub fn outstanding(&self) -> u64 {
         let s = self.stats();
         s.accepted - s.completed
     }
 
     /// Descriptors waiting in the queue.
+    #[cfg(test)]
     pub fn occupancy(&self) -> usize {
         self.sh.queue.len()
     }
 
     /// Stop (or resume) engines picking up descriptors.
+    #[cfg(test)]
     pub fn set_stalled(&self, stalled: bool) {
         self.sh.stalled.store(stalled, Ordering::Release);
         self.sh.wake(true);
     }
 
     /// Let descriptors held by [`Forced::Hold`]`(id)` run.
+    #[cfg(test)]
     pub fn open_hold(&self, id: u32) {
         self.sh
             .holds_open
@@ -320,11 +416,13 @@ impl EmuDevice {
     }
 
     /// Forced outcomes not yet consumed.
+    #[cfg(test)]
     pub fn pending_forced(&self) -> usize {
         self.sh.forced_n.load(Ordering::Acquire)
     }
 
     /// Make the next descriptor with opcode `op` end with `f`.
+    #[cfg(test)]
     pub fn force(&self, op: u8, f: Forced) {
         let mut q = self.sh.forced.lock().unwrap_or_else(|p| p.into_inner());
         q.push_back((op, f));
@@ -363,35 +461,24 @@ impl Portal for EmuDevice {
         }
         if s.cfg.mode == WqMode::Shared {
             if s.queue.len() >= s.cfg.threshold as usize {
-                s.retries.fetch_add(1, Ordering::Relaxed);
+                s.tally.note(Count::Retry);
                 return Ok(Submitted::Retry);
             }
             // ENQCMD inserts the PASID and clears the privilege bit.
             d.pasid_priv = (d.pasid_priv & PASID_RESERVED_MASK) | EMU_PASID;
         }
-        s.accepted.fetch_add(1, Ordering::SeqCst);
+        s.tally.note(Count::Accepted);
         if s.queue.push(Queued { desc: d }).is_err() {
-            s.accepted.fetch_sub(1, Ordering::SeqCst);
+            s.tally.note(Count::Refused);
             if s.cfg.mode == WqMode::Shared {
-                s.retries.fetch_add(1, Ordering::Relaxed);
+                s.tally.note(Count::Retry);
                 return Ok(Submitted::Retry);
             }
             // A dedicated WQ gives no feedback: the descriptor is gone.
             s.sw_error(SwErrorKind::Overflow, &d);
             return Ok(Submitted::Accepted);
         }
-        // Maxima: read first, write only when they grow (cheap when flat).
-        let occ = s.queue.len() as u64;
-        if occ > s.max_occupancy.load(Ordering::Relaxed) {
-            s.max_occupancy.fetch_max(occ, Ordering::Relaxed);
-        }
-        let out = s
-            .accepted
-            .load(Ordering::SeqCst)
-            .saturating_sub(s.completed.load(Ordering::SeqCst));
-        if out > s.max_outstanding.load(Ordering::SeqCst) {
-            s.max_outstanding.fetch_max(out, Ordering::SeqCst);
-        }
+        s.tally.peaks(s.queue.len() as u64);
         s.wake(false);
         Ok(Submitted::Accepted)
     }

@@ -7,15 +7,18 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::device::{wait_older, Shared, SwErrorKind};
+use super::device::{wait_older, Count, Shared, SwErrorKind};
 use crate::mover::dsa::engine::fault::{first_fault, page_state};
 use crate::mover::dsa::hw::{
     flag, gencap, opcode, status, CompletionRecord, CrCell, Descriptor, PASID_RESERVED_MASK,
 };
 
 /// An outcome forced on a descriptor by a test ([`EmuDevice::force`]).
+/// Test builds only: in the shipped emulator the type has no values, so
+/// every forced branch below is statically unreachable and compiled out.
 ///
 /// [`EmuDevice::force`]: super::EmuDevice::force
+#[cfg(test)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Forced {
     /// Complete with this status byte and do nothing.
@@ -33,6 +36,69 @@ pub enum Forced {
     /// [`EmuDevice::open_hold`](super::EmuDevice::open_hold)`(id)`, then
     /// run it normally.
     Hold(u32),
+}
+
+/// No outcome is ever forced outside the tests.
+#[cfg(not(test))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forced {}
+
+/// What a forced outcome means before the descriptor runs.
+#[cfg(test)]
+enum Before {
+    /// The descriptor ends with this record, nothing done.
+    End(CompletionRecord),
+    /// It runs normally.
+    Run,
+    /// It runs, and this outcome applies while it does (faults).
+    During(Forced),
+}
+
+impl Forced {
+    #[cfg(test)]
+    fn before(self, sh: &Shared) -> Before {
+        match self {
+            Forced::Status(s) => Before::End(rec(s)),
+            Forced::Record(r) => Before::End(r),
+            Forced::Hold(id) => {
+                sh.wait_hold(id);
+                Before::Run
+            }
+            Forced::Pass => Before::Run,
+            f => Before::During(f),
+        }
+    }
+
+    /// A forced page fault: (bytes completed, write).
+    #[cfg(test)]
+    fn fault(self) -> Option<(u32, bool)> {
+        match self {
+            Forced::Fault {
+                bytes_completed,
+                write,
+            } => Some((bytes_completed, write)),
+            _ => None,
+        }
+    }
+
+    /// A forced descriptor-list fault at element `k`.
+    #[cfg(test)]
+    fn list_fault(self) -> Option<u32> {
+        match self {
+            Forced::ListFault(k) => Some(k),
+            _ => None,
+        }
+    }
+
+    #[cfg(not(test))]
+    fn fault(self) -> Option<(u32, bool)> {
+        match self {}
+    }
+
+    #[cfg(not(test))]
+    fn list_fault(self) -> Option<u32> {
+        match self {}
+    }
 }
 
 /// xorshift64*: deterministic per seed, cheap.
@@ -187,20 +253,17 @@ fn overlaps(d: &Descriptor) -> bool {
 
 fn execute(cx: &mut Ctx<'_>, d: &Descriptor, in_batch: bool) -> CompletionRecord {
     if let Some(r) = validate(cx, d, in_batch) {
-        cx.sh.validation_errors.fetch_add(1, Ordering::Relaxed);
+        cx.sh.tally.note(Count::ValidationError);
         return r;
     }
-    let mut forced = cx.sh.take_forced(d.opcode());
-    match forced {
-        Some(Forced::Status(s)) => return rec(s),
-        Some(Forced::Record(r)) => return r,
-        Some(Forced::Hold(id)) => {
-            cx.sh.wait_hold(id);
-            forced = None;
-        }
-        Some(Forced::Pass) => forced = None,
-        _ => {}
-    }
+    #[cfg(test)]
+    let forced = match cx.sh.take_forced(d.opcode()).map(|f| f.before(cx.sh)) {
+        Some(Before::End(r)) => return r,
+        Some(Before::During(f)) => Some(f),
+        Some(Before::Run) | None => None,
+    };
+    #[cfg(not(test))]
+    let forced: Option<Forced> = None;
     match d.opcode() {
         opcode::NOOP => rec(status::SUCCESS),
         opcode::DRAIN => {
@@ -222,11 +285,7 @@ fn fault_point(
 ) -> Option<(u64, bool)> {
     let len = u64::from(d.xfer_size);
     let at_bc = |bc: u64| if desc { len - 1 - bc } else { bc };
-    if let Some(Forced::Fault {
-        bytes_completed,
-        write,
-    }) = forced
-    {
+    if let Some((bytes_completed, write)) = forced.and_then(Forced::fault) {
         return Some((at_bc(u64::from(bytes_completed).min(len - 1)), write));
     }
     let op = d.opcode();
@@ -244,7 +303,7 @@ fn fault_point(
     let dst_fault = first_fault(d.dst, len, desc, cx.scratch);
     consider(&mut best, desc, dst_fault, op != opcode::CFLUSH);
     if best.is_some() {
-        cx.sh.faults_nonresident.fetch_add(1, Ordering::Relaxed);
+        cx.sh.tally.note(Count::FaultNonresident);
     }
     if cx.rng.chance(cx.sh.cfg.fault_rate) {
         let bc = match cx.rng.below(4) {
@@ -265,7 +324,7 @@ fn fault_point(
         } + o;
         let repeat = bc == 0 && cx.sh.last_zero_fault.swap(addr, Ordering::Relaxed) == addr;
         if !repeat {
-            cx.sh.faults_injected.fetch_add(1, Ordering::Relaxed);
+            cx.sh.tally.note(Count::FaultInjected);
             consider(&mut best, desc, Some(o), write);
         }
     }
@@ -358,14 +417,14 @@ unsafe fn fill(dst: u64, pattern: u64, n: u64) {
 }
 
 fn batch(cx: &mut Ctx<'_>, d: &Descriptor, forced: Option<Forced>) -> CompletionRecord {
-    cx.sh.batches.fetch_add(1, Ordering::Relaxed);
+    cx.sh.tally.note(Count::Batch);
     let n = d.xfer_size;
     let mut failed = false;
     for i in 0..n {
         let ea = d.src + 64 * u64::from(i);
-        let list_fault = match forced {
-            Some(Forced::ListFault(k)) => i >= k,
-            _ => first_fault(ea, 64, false, cx.scratch).is_some(),
+        let list_fault = match forced.and_then(Forced::list_fault) {
+            Some(k) => i >= k,
+            None => first_fault(ea, 64, false, cx.scratch).is_some(),
         };
         if list_fault {
             return CompletionRecord {

@@ -39,9 +39,13 @@
 
 mod device;
 mod exec;
+#[cfg(test)]
 pub mod sysfs;
 
-pub use device::{EmuDevice, EmuStats, SwError, SwErrorKind};
+pub use device::EmuDevice;
+#[cfg(test)]
+pub use device::SwErrorKind;
+#[cfg(test)]
 pub use exec::Forced;
 
 use std::path::PathBuf;

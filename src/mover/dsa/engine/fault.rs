@@ -141,6 +141,7 @@ impl Engine {
             );
             return;
         }
+        #[cfg(test)]
         self.n.faults_resolved.fetch_add(1, Ordering::Relaxed);
         job.phase = if job.progress.is_done() {
             Phase::Done
@@ -203,18 +204,22 @@ pub fn first_fault(addr: u64, len: u64, descending: bool, scratch: &mut Vec<u8>)
 }
 
 /// A private anonymous mapping that the process has never touched: every
-/// page is non-resident until something accesses it. Tests and the C
-/// suite use it to reproduce what SVA hardware sees.
+/// page is non-resident until something accesses it. The tests use it to
+/// reproduce what SVA hardware sees.
+#[cfg(test)]
 pub struct Untouched {
     ptr: *mut u8,
     len: usize,
 }
 
 // SAFETY: the mapping is plain memory owned by this value.
+#[cfg(test)]
 unsafe impl Send for Untouched {}
 // SAFETY: shared access only hands out the base address.
+#[cfg(test)]
 unsafe impl Sync for Untouched {}
 
+#[cfg(test)]
 impl Untouched {
     /// Map `len` bytes (rounded up to pages), or panic.
     pub fn new(len: usize) -> Untouched {
@@ -248,12 +253,9 @@ impl Untouched {
     pub fn len(&self) -> usize {
         self.len
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
 }
 
+#[cfg(test)]
 impl Drop for Untouched {
     fn drop(&mut self) {
         // SAFETY: unmapping the region created in `new`; no references

@@ -28,7 +28,9 @@
 //! resume) and this file (the [`Engine`] itself: options, capabilities,
 //! counters, construction and teardown).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+#[cfg(test)]
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::mover::dsa::hw::discovery::{WqConfig, WqMode};
@@ -146,7 +148,9 @@ pub struct Caps {
     pub method: Method,
 }
 
-/// Counters (relaxed; for tests and diagnostics).
+/// Counters (relaxed), kept in test builds only: the tests check what
+/// the engine did; the product pays for no shared counter on its path.
+#[cfg(test)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     pub descriptors: u64,
@@ -156,6 +160,7 @@ pub struct Stats {
     pub busy: u64,
 }
 
+#[cfg(test)]
 #[derive(Default)]
 struct Counters {
     descriptors: AtomicU64,
@@ -180,6 +185,7 @@ pub struct Engine {
     /// Fixed at construction: the configuration and the portal's method
     /// do not change.
     caps: Caps,
+    #[cfg(test)]
     n: Counters,
 }
 
@@ -215,13 +221,10 @@ impl Engine {
             batches: Batches::new(nbatches, elements.max(2)),
             batching: AtomicBool::new(batching),
             caps,
+            #[cfg(test)]
             n: Counters::default(),
             cfg,
         }
-    }
-
-    pub fn config(&self) -> &WqConfig {
-        &self.cfg
     }
 
     /// Whether BATCH descriptors are in use (may turn off after the device
@@ -231,15 +234,12 @@ impl Engine {
     }
 
     /// Credits currently held (descriptors whose record was not observed).
+    #[cfg(test)]
     pub fn credits_in_use(&self) -> u32 {
         self.credits.in_use()
     }
 
-    /// Largest piece per descriptor.
-    pub fn max_piece(&self) -> u64 {
-        self.max_piece
-    }
-
+    #[cfg(test)]
     pub fn stats(&self) -> Stats {
         let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
         Stats {

@@ -221,6 +221,7 @@ impl Engine {
             // the device.
             match unsafe { self.portal.submit(&d) } {
                 Ok(Submitted::Accepted) => {
+                    #[cfg(test)]
                     self.n.descriptors.fetch_add(1, Ordering::Relaxed);
                     job.phase = Phase::InFlight { pos, tag };
                     return;
@@ -235,10 +236,12 @@ impl Engine {
                 }
             }
         }
+        #[cfg(test)]
         self.n.busy.fetch_add(1, Ordering::Relaxed);
         rec.cr.set_status(status::SW_PENDING);
         if job.queue && self.batching() {
             if let Some((b, gen)) = self.batches.append(&d) {
+                #[cfg(test)]
                 self.n.batched_ops.fetch_add(1, Ordering::Relaxed);
                 job.phase = Phase::InBatch { b, gen };
                 return;
@@ -496,6 +499,7 @@ impl Remainder {
     }
 
     /// Total bytes left.
+    #[cfg(test)]
     pub fn bytes(&self) -> u64 {
         self.ops().map(|o| o.len as u64).sum()
     }

@@ -45,21 +45,29 @@ pub mod opcode {
     pub const DRAIN: u8 = 0x02;
     pub const MEMMOVE: u8 = 0x03;
     pub const MEMFILL: u8 = 0x04;
+    #[cfg(test)]
     pub const COMPARE: u8 = 0x05;
+    #[cfg(test)]
     pub const COMPVAL: u8 = 0x06;
+    #[cfg(test)]
     pub const CR_DELTA: u8 = 0x07;
+    #[cfg(test)]
     pub const AP_DELTA: u8 = 0x08;
+    #[cfg(test)]
     pub const DUALCAST: u8 = 0x09;
-    pub const TRANSL_FETCH: u8 = 0x0a;
+    #[cfg(test)]
     pub const CRCGEN: u8 = 0x10;
+    #[cfg(test)]
     pub const COPY_CRC: u8 = 0x11;
+    #[cfg(test)]
     pub const DIF_CHECK: u8 = 0x12;
+    #[cfg(test)]
     pub const DIF_INS: u8 = 0x13;
+    #[cfg(test)]
     pub const DIF_STRP: u8 = 0x14;
+    #[cfg(test)]
     pub const DIF_UPDT: u8 = 0x15;
-    pub const DIX_GEN: u8 = 0x17;
     pub const CFLUSH: u8 = 0x20;
-    pub const UPDATE_WIN: u8 = 0x21;
 }
 
 /// Descriptor flags (24-bit field at byte 4). DSA.md 3.3.
@@ -68,10 +76,14 @@ pub mod flag {
     pub const BOF: u32 = 1 << 1;
     pub const CRAV: u32 = 1 << 2;
     pub const RCR: u32 = 1 << 3;
+    #[cfg(test)]
     pub const RCI: u32 = 1 << 4;
+    #[cfg(test)]
     pub const CRSTS: u32 = 1 << 5;
     /// Bit 6 is reserved.
+    #[cfg(test)]
     pub const RESERVED_6: u32 = 1 << 6;
+    #[cfg(test)]
     pub const CHECK_RESULT: u32 = 1 << 7;
     pub const CC: u32 = 1 << 8;
     pub const ADDR1_TCS: u32 = 1 << 9;
@@ -83,8 +95,6 @@ pub mod flag {
     pub const DRDBK: u32 = 1 << 14;
     /// Destination steering-tag selector. Never used for durability.
     pub const DSTS: u32 = 1 << 15;
-    /// Operation-specific bits 16..=23.
-    pub const OP_SPECIFIC_MASK: u32 = 0x00ff_0000;
     /// The whole 24-bit flag field.
     pub const MASK: u32 = 0x00ff_ffff;
     /// Set on every descriptor the engine builds.
@@ -97,20 +107,24 @@ pub mod gencap {
     pub const OVERLAP_COPY: u64 = 1 << 1;
     pub const CACHE_CONTROL_MEM: u64 = 1 << 2;
     pub const CACHE_CONTROL_CFLUSH: u64 = 1 << 3;
-    pub const COMMAND_CAP: u64 = 1 << 4;
     pub const DEST_READBACK: u64 = 1 << 8;
-    pub const DRAIN_READBACK: u64 = 1 << 9;
+    #[cfg(test)]
     pub const MAX_XFER_SHIFT: u32 = 16;
+    #[cfg(test)]
     pub const MAX_XFER_BITS: u64 = 0x1f;
+    #[cfg(test)]
     pub const MAX_BATCH_SHIFT: u32 = 21;
+    #[cfg(test)]
     pub const MAX_BATCH_BITS: u64 = 0xf;
 
     /// Device maximum transfer size encoded in bits 20:16 (2^field bytes).
+    #[cfg(test)]
     pub fn max_transfer_size(gen_cap: u64) -> u64 {
         1u64 << ((gen_cap >> MAX_XFER_SHIFT) & MAX_XFER_BITS)
     }
 
     /// Device maximum batch size encoded in bits 24:21 (2^field).
+    #[cfg(test)]
     pub fn max_batch_size(gen_cap: u64) -> u64 {
         1u64 << ((gen_cap >> MAX_BATCH_SHIFT) & MAX_BATCH_BITS)
     }
@@ -122,6 +136,7 @@ pub struct OpCap(pub [u64; 4]);
 
 impl OpCap {
     /// Every opcode allowed.
+    #[cfg(test)]
     pub const ALL: OpCap = OpCap([u64::MAX; 4]);
 
     /// A bitmap with exactly `ops` set.
@@ -186,6 +201,7 @@ impl OpCap {
 }
 
 /// PASID field (bits 19:0 of the first dword).
+#[cfg(test)]
 pub const PASID_MASK: u32 = 0x000f_ffff;
 /// Reserved bits 30:20 of the first dword.
 pub const PASID_RESERVED_MASK: u32 = 0x7ff0_0000;
@@ -311,6 +327,7 @@ impl Descriptor {
     }
 
     /// The PASID field (ignored by dedicated WQs, set by ENQCMD).
+    #[cfg(test)]
     pub fn pasid(&self) -> u32 {
         self.pasid_priv & PASID_MASK
     }
@@ -355,6 +372,7 @@ impl Descriptor {
     }
 
     /// DRAIN: completes after every descriptor submitted before it.
+    #[cfg(test)]
     pub fn drain(cr: u64) -> Self {
         Self::with(opcode::DRAIN, flag::ALWAYS, cr)
     }
@@ -491,6 +509,7 @@ unsafe impl Sync for HwPortal {}
 
 impl HwPortal {
     /// Open the WQ character device and pick the submission method.
+    #[cfg(test)]
     pub fn open(path: &Path, mode: WqMode) -> io::Result<HwPortal> {
         HwPortal::open_with(path, mode, cpu_support(), false)
     }
@@ -642,29 +661,40 @@ pub mod status {
     pub const PAGE_FAULT_IR: u8 = 0x04;
     pub const BATCH_FAIL: u8 = 0x05;
     pub const BATCH_PAGE_FAULT: u8 = 0x06;
+    #[cfg(test)]
     pub const DR_OFFSET_NOINC: u8 = 0x07;
+    #[cfg(test)]
     pub const DR_OFFSET_ERANGE: u8 = 0x08;
+    #[cfg(test)]
     pub const DIF_ERR: u8 = 0x09;
     pub const BAD_OPCODE: u8 = 0x10;
     pub const INVALID_FLAGS: u8 = 0x11;
     pub const NOZERO_RESERVE: u8 = 0x12;
     pub const XFER_ERANGE: u8 = 0x13;
     pub const DESC_CNT_ERANGE: u8 = 0x14;
+    #[cfg(test)]
     pub const DR_ERANGE: u8 = 0x15;
     pub const OVERLAP_BUFFERS: u8 = 0x16;
+    #[cfg(test)]
     pub const DCAST_ERR: u8 = 0x17;
     pub const DESCLIST_ALIGN: u8 = 0x18;
+    #[cfg(test)]
     pub const INT_HANDLE_INVAL: u8 = 0x19;
     pub const CRA_XLAT: u8 = 0x1a;
+    #[cfg(test)]
     pub const CRA_ALIGN: u8 = 0x1b;
+    #[cfg(test)]
     pub const ADDR_ALIGN: u8 = 0x1c;
     pub const PRIV_BAD: u8 = 0x1d;
     pub const TRAFFIC_CLASS_CONF: u8 = 0x1e;
+    #[cfg(test)]
     pub const PFAULT_RDBA: u8 = 0x1f;
+    #[cfg(test)]
     pub const HW_ERR1: u8 = 0x20;
+    #[cfg(test)]
     pub const HW_ERR_DRB: u8 = 0x21;
     pub const TRANSLATION_FAIL: u8 = 0x22;
-    pub const DRAIN_EVL: u8 = 0x26;
+    #[cfg(test)]
     pub const BATCH_EVL_ERR: u8 = 0x27;
 
     /// Mask of the code in the status byte (`DSA_COMP_STATUS_MASK`).
@@ -734,6 +764,7 @@ impl CompletionRecord {
     }
 
     /// The offending flag bits of an INVALID_FLAGS record (bytes 16..19).
+    #[cfg(test)]
     pub fn invalid_flags(&self) -> u32 {
         u32::from_le_bytes([
             self.op_specific[0],
@@ -829,6 +860,7 @@ impl CrCell {
 
     /// Replace the status only if it is still `old` (software marking
     /// racing with a device write).
+    #[cfg(test)]
     pub fn replace_status(&self, old: u8, new: u8) -> bool {
         self.status
             .compare_exchange(old, new, Ordering::AcqRel, Ordering::Acquire)
@@ -837,6 +869,7 @@ impl CrCell {
 
     /// Write a whole record the way hardware and the kernel do: bytes 1..32
     /// first, then a release store of the status.
+    #[cfg(test)]
     pub fn publish(&self, r: &CompletionRecord) {
         self.publish_fields(r);
         self.status.store(r.status, Ordering::Release);
