@@ -244,7 +244,7 @@ check-man:
 
 CARGO_NIGHTLY ?= $(CARGO) +nightly
 # Tests that need no x86 feature and no syscall or FFI Miri cannot model.
-MIRI_TESTS := arch:: mover::tests:: mover::cpu:: sync:: runtime:: \
+MIRI_TESTS := arch:: mover::tests:: mover::cpu:: mover::threads:: sync:: runtime:: ffi:: \
 	mover::dsa::tests::progress_tests mover::dsa::tests::credits_tests \
 	mover::dsa::engine::batch mover::dsa::tests::hw_tests
 # Skipped under Miri: the two concurrent engine stress tests take minutes

@@ -28,7 +28,9 @@
 //! - *valid for reads/writes*: as in `core::ptr`, for the stated size;
 //! - *a live future*: a pointer to a `struct future` followed by
 //!   `context.data_size + context.output_size` bytes that the caller owns
-//!   and nobody else touches for the duration of the call;
+//!   and nobody else touches for the duration of the call; the pointer must
+//!   be valid for all of them (in Rust: derived from the whole future, not
+//!   from a reference to its `struct future` header);
 //! - *an op handle*: a pointer returned by one of our `op_new` callbacks and
 //!   not yet passed to `op_delete`; it points to a record owned by a pool
 //!   that lives as long as its mover.

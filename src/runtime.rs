@@ -19,7 +19,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::abi::{future_notifier_type, future_property, future_state, future_waker};
-use crate::ffi::view::{notifier_with_waker, FutureRef, Notifier, RawEnum};
+use crate::ffi::runtime_wake;
+use crate::ffi::view::{FutureRef, OwnedNotifier, RawEnum};
 use crate::sync::{Backoff, EventCount};
 
 /// Time spent re-polling without progress before backing off, when some
@@ -72,18 +73,15 @@ impl Runtime {
     }
 }
 
-/// The runtime's waker function: wake the waiter if it announced that it
-/// is about to sleep.
-///
-/// # Safety
-/// `data` must point to a live `Runtime`.
-pub unsafe extern "C" fn runtime_wake(data: *mut c_void) {
-    // SAFETY: caller's contract: the waker data is the runtime itself.
-    let rt = unsafe { &*(data as *const Runtime) };
-    // The caller published the completion before calling us; the event
-    // count orders that before its read of the announcement, so either
-    // the waiter's last pass sees the completion or we see the waiter.
-    rt.ev.notify_one();
+impl Runtime {
+    /// A wake from a mover (through [`runtime_wake`], the waker the
+    /// runtime offers): wake the waiter if it announced that it is about to
+    /// sleep. The mover published the completion before waking; the event
+    /// count orders that before its read of the announcement, so either the
+    /// waiter's last pass sees the completion or this wake sees the waiter.
+    pub(crate) fn wake(&self) {
+        self.ev.notify_one();
+    }
 }
 
 /// Whether a waker function's target stays valid for the whole process,
@@ -144,8 +142,8 @@ impl Runtime {
                 if f.state().is(future_state::FUTURE_STATE_COMPLETE) {
                     continue;
                 }
-                let mut notifier = notifier_with_waker(future_waker { ..waker });
-                let mut n = Notifier::new(&mut notifier);
+                let mut notifier = OwnedNotifier::with_waker(future_waker { ..waker });
+                let mut n = notifier.view();
                 let st = f.poll(&mut n);
                 if st.is(future_state::FUTURE_STATE_COMPLETE) {
                     progressed = true;

@@ -14,8 +14,9 @@
 //! with when both sides are Rust (which is what Miri checks), and a value C
 //! returns is only ever read as an integer.
 //!
-//! The threads mover's custom memory functions are stored in atomic words;
-//! the conversions between a function and its word are here too.
+//! The threads mover's custom memory functions are stored in atomic
+//! pointers; the conversions between a function and its pointer are here
+//! too.
 
 use core::ffi::{c_int, c_uint, c_void};
 
@@ -43,11 +44,15 @@ type TypedHasProperty = unsafe extern "C" fn(*mut c_void, future_property) -> c_
 type TypedOpNew = unsafe extern "C" fn(*mut vdm, vdm_operation_type) -> *mut c_void;
 type TypedOpCheck = unsafe extern "C" fn(*mut c_void, *const vdm_operation) -> future_state;
 
-/// The pair of conversions between a raw and a typed signature. Each use
-/// is sound for the same reason: the two types differ only in a C enum
-/// slot written as `RawEnum` (a transparent `u32`) on one side, and a
-/// `#[repr(C)]` enum is passed as a C `int` in the same register, so the
-/// two function types have one ABI.
+/// The pair of conversions between a raw and a typed signature. They
+/// differ only in a C enum slot, `RawEnum` (a transparent `u32`) on one
+/// side and the `#[repr(C)]` enum on the other. Rust's rules do not promise
+/// that these two are ABI-compatible, so neither direction relies on it
+/// between Rust functions: every Rust function stored in a C field is
+/// defined with `RawEnum` and called only through the raw type. Between
+/// Rust and C it holds on every target we build for: the C enum is passed
+/// as a 32-bit integer in the same register or stack slot as a `u32`
+/// (GCC and Clang give these non-negative enums `unsigned int`).
 macro_rules! casts {
     ($to_typed:ident, $to_raw:ident, $raw:ty, $typed:ty, $field:ty) => {
         /// Types a raw-signature function for its C field.
@@ -93,30 +98,31 @@ pub(crate) type CopyFn =
 /// `memset_fn` without the `Option`.
 pub(crate) type SetFn = unsafe extern "C" fn(*mut c_void, c_int, usize, c_uint) -> *mut c_void;
 
-/// A copy function as a word, for an atomic slot.
-pub(crate) fn copy_fn_word(f: CopyFn) -> usize {
-    f as usize
+/// A copy function as a pointer, for an `AtomicPtr` (keeps its
+/// provenance, unlike an integer).
+pub(crate) fn copy_fn_ptr(f: CopyFn) -> *mut () {
+    f as *mut ()
 }
 
-/// The copy function a word from [`copy_fn_word`] holds.
+/// The copy function a pointer from [`copy_fn_ptr`] holds.
 ///
 /// # Safety
-/// `w` must come from [`copy_fn_word`].
-pub(crate) unsafe fn copy_fn_of(w: usize) -> CopyFn {
-    // SAFETY: caller's contract: the word is a `CopyFn`'s address.
-    unsafe { core::mem::transmute::<usize, CopyFn>(w) }
+/// `p` must come from [`copy_fn_ptr`].
+pub(crate) unsafe fn copy_fn_of(p: *mut ()) -> CopyFn {
+    // SAFETY: caller's contract: `p` is a `CopyFn` cast to a pointer.
+    unsafe { core::mem::transmute::<*mut (), CopyFn>(p) }
 }
 
-/// A set function as a word, for an atomic slot.
-pub(crate) fn set_fn_word(f: SetFn) -> usize {
-    f as usize
+/// A set function as a pointer, for an `AtomicPtr`.
+pub(crate) fn set_fn_ptr(f: SetFn) -> *mut () {
+    f as *mut ()
 }
 
-/// The set function a word from [`set_fn_word`] holds.
+/// The set function a pointer from [`set_fn_ptr`] holds.
 ///
 /// # Safety
-/// `w` must come from [`set_fn_word`].
-pub(crate) unsafe fn set_fn_of(w: usize) -> SetFn {
-    // SAFETY: caller's contract: the word is a `SetFn`'s address.
-    unsafe { core::mem::transmute::<usize, SetFn>(w) }
+/// `p` must come from [`set_fn_ptr`].
+pub(crate) unsafe fn set_fn_of(p: *mut ()) -> SetFn {
+    // SAFETY: caller's contract: `p` is a `SetFn` cast to a pointer.
+    unsafe { core::mem::transmute::<*mut (), SetFn>(p) }
 }

@@ -24,4 +24,6 @@ mod threads;
 mod vdm;
 pub(crate) mod view;
 
+pub(crate) use runtime::runtime_wake;
+
 use crate::log::warn;

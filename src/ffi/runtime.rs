@@ -1,10 +1,23 @@
 //! Exports of the runtime.
 
+use core::ffi::c_void;
 use core::ptr::NonNull;
 
 use super::view::FutureRef;
 use crate::abi::future;
 use crate::runtime::Runtime;
+
+/// The waker function the runtime offers to every poll (its data is the
+/// runtime): wakes a waiter about to sleep. Its target is never freed
+/// (runtimes are recycled), so movers may call it late.
+///
+/// # Safety
+/// `data` must point to a `Runtime` from `runtime_new` (live or retired:
+/// its memory is never returned).
+pub(crate) unsafe extern "C" fn runtime_wake(data: *mut c_void) {
+    // SAFETY: caller's contract: the waker data is a runtime.
+    unsafe { &*data.cast::<Runtime>() }.wake();
+}
 
 /// Creates a runtime (a recycled one when available).
 #[no_mangle]

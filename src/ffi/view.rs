@@ -1,7 +1,8 @@
 //! Safe views of the C structures, and the four `struct vdm` callbacks that
 //! hand them to the movers.
 //!
-//! This is the crate's one place that turns C pointers into Rust values:
+//! `ffi/` is the only code that turns C pointers into Rust values, and this
+//! file holds the views through which the core sees C memory:
 //! - [`RawEnum`]: a C enum field or argument as the integer C stored (C may
 //!   store any `int`; a Rust enum cannot hold it);
 //! - [`FutureRef`]: a live `struct future` (state, poll, property), what
@@ -168,8 +169,9 @@ impl<E: CEnum> RawEnum<E> {
 }
 
 /// A live C future: a `struct future` followed by its data and output.
-/// Made only from a pointer its creator vouches for; polling needs `&mut`,
-/// so one view polls a future at a time.
+/// Made only from a pointer its creator vouches for. It holds a pointer,
+/// not a reference, so two views of one future (C may list a future twice
+/// in `runtime_wait_multiple`'s array) alias nothing Rust assumes unique.
 #[repr(transparent)]
 pub struct FutureRef<'a> {
     p: NonNull<future>,
@@ -328,14 +330,6 @@ impl<'a> Notifier<'a> {
         }
     }
 
-    /// A notifier Rust owns.
-    pub fn new(n: &'a mut future_notifier) -> Self {
-        Notifier {
-            n: Some(NonNull::from(n)),
-            _life: PhantomData,
-        }
-    }
-
     /// Whether C passed one.
     #[inline]
     pub fn is_present(&self) -> bool {
@@ -396,16 +390,32 @@ impl<'a> Notifier<'a> {
     }
 }
 
-/// A notifier as the runtime hands it to every poll: the given waker, no
-/// poller address, `notifier_used` NONE, padding 0.
-pub(crate) fn notifier_with_waker(waker: future_waker) -> future_notifier {
-    future_notifier {
-        waker,
-        poller: future_poller {
-            ptr_to_monitor: core::ptr::null_mut(),
-        },
-        notifier_used: future_notifier_type::FUTURE_NOTIFIER_NONE,
-        padding: 0,
+/// A notifier that Rust code owns and offers to the futures it polls (the
+/// runtime). The future may store any integer in its `notifier_used`, so
+/// the struct is never handed out: it is read back only through the
+/// [`Notifier`] view ([`Notifier::used`]).
+pub struct OwnedNotifier(future_notifier);
+
+impl OwnedNotifier {
+    /// The notifier the runtime hands to every poll: the given waker, no
+    /// poller address, `notifier_used` NONE, padding 0.
+    pub fn with_waker(waker: future_waker) -> Self {
+        OwnedNotifier(future_notifier {
+            waker,
+            poller: future_poller {
+                ptr_to_monitor: core::ptr::null_mut(),
+            },
+            notifier_used: future_notifier_type::FUTURE_NOTIFIER_NONE,
+            padding: 0,
+        })
+    }
+
+    /// The view a poll takes.
+    pub fn view(&mut self) -> Notifier<'_> {
+        Notifier {
+            n: Some(NonNull::from(&mut self.0)),
+            _life: PhantomData,
+        }
     }
 }
 

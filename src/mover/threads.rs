@@ -18,7 +18,7 @@
 
 use core::ffi::{c_int, c_uint, c_void};
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -121,9 +121,9 @@ struct Shared {
     queue: ArrayQueue<usize>,
     pool: Pool<ThreadsOp>,
     notifier: future_notifier_type,
-    memcpy: AtomicUsize,
-    memmove: AtomicUsize,
-    memset: AtomicUsize,
+    memcpy: AtomicPtr<()>,
+    memmove: AtomicPtr<()>,
+    memset: AtomicPtr<()>,
     /// Idle workers sleep here; every push notifies it.
     ev: EventCount,
     stop: AtomicBool,
@@ -218,9 +218,9 @@ impl ThreadsMover {
             queue: ArrayQueue::new(ring.next_power_of_two()),
             pool: Pool::new(configured_capacity()),
             notifier,
-            memcpy: AtomicUsize::new(fnptr::copy_fn_word(default_memcpy)),
-            memmove: AtomicUsize::new(fnptr::copy_fn_word(default_memmove)),
-            memset: AtomicUsize::new(fnptr::set_fn_word(default_memset)),
+            memcpy: AtomicPtr::new(fnptr::copy_fn_ptr(default_memcpy)),
+            memmove: AtomicPtr::new(fnptr::copy_fn_ptr(default_memmove)),
+            memset: AtomicPtr::new(fnptr::set_fn_ptr(default_memset)),
             ev: EventCount::new(),
             stop: AtomicBool::new(false),
         });
@@ -248,7 +248,7 @@ impl ThreadsMover {
     /// Replaces the memcpy function (None restores the built-in one).
     pub fn set_memcpy(&self, f: memcpy_fn) {
         self.shared.memcpy.store(
-            fnptr::copy_fn_word(f.unwrap_or(default_memcpy)),
+            fnptr::copy_fn_ptr(f.unwrap_or(default_memcpy)),
             Ordering::Release,
         );
     }
@@ -256,7 +256,7 @@ impl ThreadsMover {
     /// Replaces the memmove function (None restores the built-in one).
     pub fn set_memmove(&self, f: memmove_fn) {
         self.shared.memmove.store(
-            fnptr::copy_fn_word(f.unwrap_or(default_memmove)),
+            fnptr::copy_fn_ptr(f.unwrap_or(default_memmove)),
             Ordering::Release,
         );
     }
@@ -264,7 +264,7 @@ impl ThreadsMover {
     /// Replaces the memset function (None restores the built-in one).
     pub fn set_memset(&self, f: memset_fn) {
         self.shared.memset.store(
-            fnptr::set_fn_word(f.unwrap_or(default_memset)),
+            fnptr::set_fn_ptr(f.unwrap_or(default_memset)),
             Ordering::Release,
         );
     }
@@ -513,6 +513,7 @@ mod tests {
         vdm_operation, vdm_operation_args, vdm_operation_data_memcpy, vdm_operation_type,
     };
     use crate::ffi::view::decode;
+    use std::sync::atomic::AtomicUsize;
     use std::time::Instant;
 
     static GATE_OPEN: AtomicBool = AtomicBool::new(false);

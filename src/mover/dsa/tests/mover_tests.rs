@@ -103,7 +103,10 @@ unsafe fn delete(_m: &DsaMover, op: &DsaOp, o: &vdm_operation) -> u32 {
 }
 
 fn notifier_used(n: &mut future_notifier) -> u32 {
-    Notifier::new(n).used().map_or(u32::MAX, RawEnum::raw)
+    // SAFETY: a notifier of this test, read through the view.
+    unsafe { Notifier::from_c(n) }
+        .used()
+        .map_or(u32::MAX, RawEnum::raw)
 }
 
 fn notifier() -> future_notifier {
