@@ -41,6 +41,7 @@ RUST_SRC := $(shell find src -name '*.rs') Cargo.toml $(wildcard Cargo.lock)
 HEADERS := $(shell find include -name '*.h')
 GEN_HEADERS := include/libminiasync/future_types.h include/libminiasync/vdm_types.h \
 	include/libminiasync/data_mover_threads_types.h \
+	include/libminiasync/data_mover_stats_types.h \
 	include/libminiasync-vdm-dml/data_mover_dml_types.h
 
 # Extra targets contributed by mk/*.mk (e.g. the DSA mover library).
@@ -98,7 +99,7 @@ $(B)/cmake/%.cmake: cmake/%.cmake.in Cargo.toml
 $(CBINDGEN):
 	$(CARGO) install --locked --root $(CURDIR)/.tools cbindgen --version $(CBINDGEN_VERSION)
 
-# Writes the four type headers into $(HDR_OUT) (default: include/).
+# Writes the five type headers into $(HDR_OUT) (default: include/).
 # cbindgen takes the include guard from its configuration, which the headers
 # share: each run gets the config files $(1) with its own guard (the header's
 # name in capitals, e.g. FUTURE_TYPES_H) in front; $(2) header, $(3) input.
@@ -111,6 +112,7 @@ gen-headers-into: $(CBINDGEN)
 	$(call CBINDGEN_RUN,cbindgen.toml,libminiasync/future_types.h,src/abi/future_types.rs)
 	$(call CBINDGEN_RUN,cbindgen.toml cbindgen-vdm.toml,libminiasync/vdm_types.h,src/abi/vdm_types.rs)
 	$(call CBINDGEN_RUN,cbindgen.toml,libminiasync/data_mover_threads_types.h,src/abi/threads_types.rs)
+	$(call CBINDGEN_RUN,cbindgen.toml,libminiasync/data_mover_stats_types.h,src/abi/stats_types.rs)
 	$(call CBINDGEN_RUN,cbindgen.toml,libminiasync-vdm-dml/data_mover_dml_types.h,src/abi/dml_types.rs)
 
 headers:
@@ -157,6 +159,7 @@ check-headers: $(B)/.dirstamp
 	done
 	@for h in libminiasync.h libminiasync/future.h libminiasync/vdm.h libminiasync/runtime.h \
 		libminiasync/data_mover_sync.h libminiasync/data_mover_threads.h \
+		libminiasync/data_mover_stats.h \
 		libminiasync-vdm-dml.h libminiasync-vdm-dml/data_mover_dml.h; do \
 		printf '#include <%s>\n' $$h > $(B)/hdr/one.c; cp $(B)/hdr/one.c $(B)/hdr/one.cpp; \
 		$(CC) -std=c99 -Wall -Wextra -pedantic -Werror -Iinclude -c $(B)/hdr/one.c -o /dev/null || exit 1; \
@@ -275,7 +278,8 @@ demo: lib-all
 INSTALL_HEADERS := libminiasync.h libminiasync/future.h libminiasync/future_types.h \
 	libminiasync/vdm.h libminiasync/vdm_types.h libminiasync/runtime.h \
 	libminiasync/data_mover_sync.h libminiasync/data_mover_threads.h \
-	libminiasync/data_mover_threads_types.h
+	libminiasync/data_mover_threads_types.h libminiasync/data_mover_stats.h \
+	libminiasync/data_mover_stats_types.h
 
 install: lib-all $(INSTALL_EXTRA_DEPS)
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/libminiasync \

@@ -2,7 +2,7 @@
 # its installation. Included by the main Makefile (`-include mk/*.mk`).
 #
 # The library is linked from the same static archive as libminiasync.so.0
-# and exports, unversioned, exactly the six names of mk/libminiasync-vdm-dml.map;
+# and exports, unversioned, exactly the eight names of mk/libminiasync-vdm-dml.map;
 # it needs nothing but libc, so programs link it with
 # `-lminiasync-vdm-dml -lminiasync` (pkg-config libminiasync-vdm-dml).
 

@@ -25,7 +25,8 @@ libminiasync-vdm-dml.so (only if it exists):
   - SONAME exactly libminiasync-vdm-dml.so, no versioned file names;
   - exports, unversioned, exactly data_mover_dml_new, data_mover_dml_get_vdm,
     data_mover_dml_delete, data_mover_dml_operation_check,
-    data_mover_dml_operation_start and has_property_dmd;
+    data_mover_dml_operation_start and has_property_dmd, plus our
+    data_mover_dml_get_stats and data_mover_dml_get_queue_stats;
   - nothing Rust-specific in NEEDED;
   - a program linked with -lminiasync-vdm-dml -lminiasync links, resolves
     every symbol at start-up (LD_BIND_NOW=1) and copies through a
@@ -62,11 +63,12 @@ UPSTREAM_EXPORTS = [
 ]
 
 # ABI.md 2.3: the three public DML functions and the three exported by
-# accident upstream, which we keep (ABI.md 7, #25).
+# accident upstream, which we keep (ABI.md 7, #25); then our extensions.
 DML_EXPORTS = [
     "data_mover_dml_new", "data_mover_dml_get_vdm", "data_mover_dml_delete",
     "data_mover_dml_operation_check", "data_mover_dml_operation_start",
     "has_property_dmd",
+    "data_mover_dml_get_stats", "data_mover_dml_get_queue_stats",
 ]
 
 ALLOWED_NEEDED = re.compile(r"^(libc\.so\.6|ld-linux[-\w.]*\.so\.\d+)$")

@@ -44,6 +44,22 @@ struct vdm *data_mover_dml_get_vdm(struct data_mover_dml *dmd);
 /* Releases the mover (NULL is ignored). Its futures must be finished. */
 void data_mover_dml_delete(struct data_mover_dml *dmd);
 
+/*
+ * Extension: fills `stats` (its `size` set by the caller) with what the
+ * mover did; 0, or -1 for a NULL argument or a `size` below that of the
+ * `size` field. See data_mover_dml_get_stats(3).
+ */
+int data_mover_dml_get_stats(struct data_mover_dml *dmd,
+	struct data_mover_stats *stats);
+
+/*
+ * Extension: fills `q` (its `size` set by the caller) with work queue
+ * `index` of those the mover used (`stats.queues` of them); 0, or -1 for a
+ * NULL argument, a too small `size` or an index out of range.
+ */
+int data_mover_dml_get_queue_stats(struct data_mover_dml *dmd, size_t index,
+	struct data_mover_queue_stats *q);
+
 #ifdef __cplusplus
 }
 #endif

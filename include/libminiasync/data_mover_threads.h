@@ -8,6 +8,7 @@
 #define DATA_MOVER_THREADS_H 1
 
 #include "vdm.h"
+#include "data_mover_stats.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -51,6 +52,14 @@ void data_mover_threads_set_memset_fn(struct data_mover_threads *dmt,
  * be polled afterwards.
  */
 void data_mover_threads_delete(struct data_mover_threads *dmt);
+
+/*
+ * Extension: fills `stats` (its `size` set by the caller) with what the
+ * mover did; 0, or -1 for a NULL argument or a `size` below that of the
+ * `size` field. See data_mover_dml_get_stats(3).
+ */
+int data_mover_threads_get_stats(struct data_mover_threads *dmt,
+	struct data_mover_stats *stats);
 
 #ifdef __cplusplus
 }

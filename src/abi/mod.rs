@@ -10,11 +10,13 @@ pub mod compound;
 pub mod dml_types;
 pub mod future_types;
 mod layout;
+pub mod stats_types;
 pub mod threads_types;
 pub mod vdm_types;
 
 pub use compound::*;
 pub use dml_types::*;
 pub use future_types::*;
+pub use stats_types::*;
 pub use threads_types::*;
 pub use vdm_types::*;

@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::fnptr;
 use super::view::{self, vdm_of, RawEnum};
 use crate::abi::{
-    data_mover_dml_type, future_notifier, future_property, future_state, vdm, vdm_operation,
+    data_mover_dml_type, data_mover_queue_stats, data_mover_stats, future_notifier,
+    future_property, future_state, vdm, vdm_operation,
 };
 use crate::mover::dsa::mover::{DsaMover, NewError, Path};
 
@@ -110,4 +111,38 @@ pub unsafe extern "C" fn data_mover_dml_delete(dmd: Option<NonNull<DsaMover>>) {
         // SAFETY: created by Box::into_raw in data_mover_dml_new.
         drop(unsafe { Box::from_raw(m.as_ptr()) });
     }
+}
+
+/// As `data_mover_sync_get_stats`, for a DSA mover (`stats->queues` says
+/// how many work queues `data_mover_dml_get_queue_stats` describes).
+///
+/// # Safety
+/// `dmd` NULL or a live DSA mover; `stats` NULL or writable for the size
+/// it states.
+#[no_mangle]
+pub unsafe extern "C" fn data_mover_dml_get_stats(
+    dmd: Option<&DsaMover>,
+    stats: Option<NonNull<data_mover_stats>>,
+) -> c_int {
+    let Some(m) = dmd else { return -1 };
+    // SAFETY: forwarded caller contract.
+    unsafe { super::stats::get_stats(&m.stats, stats) }
+}
+
+/// Fills `q` with work queue `index` of those the mover used: 0, or -1 for
+/// a NULL argument, a size below that of the size field, or an index not
+/// below `stats.queues`.
+///
+/// # Safety
+/// `dmd` NULL or a live DSA mover; `q` NULL or writable for the size it
+/// states.
+#[no_mangle]
+pub unsafe extern "C" fn data_mover_dml_get_queue_stats(
+    dmd: Option<&DsaMover>,
+    index: usize,
+    q: Option<NonNull<data_mover_queue_stats>>,
+) -> c_int {
+    let Some(m) = dmd else { return -1 };
+    // SAFETY: forwarded caller contract.
+    unsafe { super::stats::get_queue_stats(&m.stats, index, q) }
 }

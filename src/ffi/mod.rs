@@ -19,6 +19,7 @@ mod dml;
 pub(crate) mod fnptr;
 mod future;
 mod runtime;
+mod stats;
 mod sync;
 mod threads;
 mod vdm;

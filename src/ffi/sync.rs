@@ -3,7 +3,7 @@
 use core::ptr::NonNull;
 
 use super::view::vdm_of;
-use crate::abi::vdm;
+use crate::abi::{data_mover_stats, vdm};
 use crate::mover::sync::SyncMover;
 
 /// Creates a synchronous mover (capabilities 0 and no property function,
@@ -54,4 +54,21 @@ pub extern "C" fn vdm_synchronous_new() -> *mut vdm {
 pub unsafe extern "C" fn vdm_synchronous_delete(v: Option<NonNull<vdm>>) {
     // SAFETY: the vdm is at offset 0 of the mover (caller's contract).
     unsafe { data_mover_sync_delete(v.map(NonNull::cast)) }
+}
+
+/// Fills `stats` with what the mover did (`stats->size` set by the caller:
+/// at most that many bytes are written, and the count written back). 0, or
+/// -1 for a NULL argument or a size below that of the size field.
+///
+/// # Safety
+/// `dms` NULL or a live sync mover; `stats` NULL or writable for the size
+/// it states.
+#[no_mangle]
+pub unsafe extern "C" fn data_mover_sync_get_stats(
+    dms: Option<&SyncMover>,
+    stats: Option<NonNull<data_mover_stats>>,
+) -> core::ffi::c_int {
+    let Some(m) = dms else { return -1 };
+    // SAFETY: forwarded caller contract.
+    unsafe { super::stats::get_stats(&m.stats, stats) }
 }

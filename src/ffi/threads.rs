@@ -5,7 +5,9 @@ use core::ptr::NonNull;
 
 use super::fnptr;
 use super::view::{vdm_of, RawEnum};
-use crate::abi::{future_notifier_type, future_property, memcpy_fn, memmove_fn, memset_fn, vdm};
+use crate::abi::{
+    data_mover_stats, future_notifier_type, future_property, memcpy_fn, memmove_fn, memset_fn, vdm,
+};
 use crate::mover::threads::{self, NewError, ThreadsMover};
 
 /// Property function of threads-mover futures: 1 for ASYNC, 0 for any
@@ -116,4 +118,19 @@ pub unsafe extern "C" fn data_mover_threads_delete(dmt: Option<NonNull<ThreadsMo
         // SAFETY: created by Box::into_raw in data_mover_threads_new.
         drop(unsafe { Box::from_raw(m.as_ptr()) });
     }
+}
+
+/// As `data_mover_sync_get_stats`, for a threads mover.
+///
+/// # Safety
+/// `dmt` NULL or a live threads mover; `stats` NULL or writable for the
+/// size it states.
+#[no_mangle]
+pub unsafe extern "C" fn data_mover_threads_get_stats(
+    dmt: Option<&ThreadsMover>,
+    stats: Option<NonNull<data_mover_stats>>,
+) -> c_int {
+    let Some(m) = dmt else { return -1 };
+    // SAFETY: forwarded caller contract.
+    unsafe { super::stats::get_stats(&m.stats, stats) }
 }

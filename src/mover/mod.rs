@@ -25,6 +25,7 @@ use crate::ffi::view::Notifier;
 
 pub mod cpu;
 pub mod dsa;
+pub mod stats;
 pub mod sync;
 #[cfg(test)]
 mod tests;

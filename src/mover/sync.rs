@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
+use super::stats::{Counter, Kind, MoverStats};
 use super::{configured_capacity, cpu, result_of, BadOp, Mover, Op, Pool};
 use crate::abi::{future_state, vdm, vdm_operation_result};
 use crate::ffi::view::Notifier;
@@ -32,15 +33,19 @@ impl Default for SyncOp {
 pub struct SyncMover {
     pub vdm: vdm,
     pool: Pool<SyncOp>,
+    pub stats: MoverStats,
 }
 
 impl SyncMover {
     /// A mover whose `struct vdm` holds the given callbacks.
     pub fn new(vdm: vdm) -> Box<SyncMover> {
-        Box::new(SyncMover {
+        let m = Box::new(SyncMover {
             vdm,
             pool: Pool::new(configured_capacity()),
-        })
+            stats: MoverStats::new(Kind::Sync, None, None),
+        });
+        m.stats.register();
+        m
     }
 }
 
@@ -76,9 +81,14 @@ impl Mover for SyncMover {
                 // SAFETY: caller's contract on the buffers; decoded and
                 // checked.
                 unsafe { cpu::run(&decoded) };
+                self.stats.started_on_cpu(&decoded);
                 vdm_operation_result::VDM_SUCCESS
             }
-            Err(_) => vdm_operation_result::VDM_ERROR_JOB_CORRUPTED,
+            Err(_) => {
+                self.stats.add(Counter::Ops, 1);
+                self.stats.add(Counter::Errors, 1);
+                vdm_operation_result::VDM_ERROR_JOB_CORRUPTED
+            }
         };
         op.result.store(result as u32, Ordering::Release);
         true
@@ -105,5 +115,11 @@ impl Mover for SyncMover {
         // SAFETY: caller's contract: a live record, not used afterwards.
         unsafe { self.pool.free(op) };
         result
+    }
+}
+
+impl Drop for SyncMover {
+    fn drop(&mut self) {
+        self.stats.unregister();
     }
 }

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
 
+use super::stats::{Counter, Kind, MoverStats};
 use super::{configured_capacity, cpu, result_of, BadOp, Hints, Mover, Op, OpKind, Pool};
 use crate::abi::{
     future_notifier_type, future_state, memcpy_fn, memmove_fn, memset_fn, vdm, vdm_operation_result,
@@ -135,6 +136,7 @@ pub struct ThreadsMover {
     pub vdm: vdm,
     shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
+    pub stats: MoverStats,
 }
 
 /// Why a threads mover could not be made.
@@ -228,6 +230,7 @@ impl ThreadsMover {
             vdm,
             shared,
             workers: Vec::with_capacity(nthreads),
+            stats: MoverStats::new(Kind::Threads, None, None),
         });
         for i in 0..nthreads {
             let shared = Arc::clone(&mover.shared);
@@ -242,6 +245,7 @@ impl ThreadsMover {
                 }
             }
         }
+        mover.stats.register();
         Ok(mover)
     }
 
@@ -282,6 +286,7 @@ impl Drop for ThreadsMover {
     /// Workers execute everything already queued, then exit and are joined.
     fn drop(&mut self) {
         self.shutdown();
+        self.stats.unregister();
     }
 }
 
@@ -427,6 +432,8 @@ impl Mover for ThreadsMover {
             return true;
         }
         let Ok(decoded) = operation else {
+            self.stats.add(Counter::Ops, 1);
+            self.stats.add(Counter::Errors, 1);
             // Refused without touching memory; complete right away.
             op.result.store(
                 vdm_operation_result::VDM_ERROR_JOB_CORRUPTED as u32,
@@ -475,6 +482,7 @@ impl Mover for ThreadsMover {
         }
         // A sleeping worker that no earlier push claimed, if any.
         self.shared.ev.notify_one();
+        self.stats.started_on_cpu(&decoded);
         true
     }
 

@@ -29,9 +29,11 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::engine::DeviceOp;
+use super::engine::FailReason;
 use super::{Engine, EngineOptions, Poll, Remainder, StartError};
 use crate::abi::{data_mover_dml_type, future_state, vdm, vdm_operation_result};
 use crate::ffi::view::{Notifier, RawEnum};
+use crate::mover::stats::{Counter, Kind, MoverStats, QueueInfo};
 use crate::mover::{
     configured_capacity, cpu, result_of, BadOp, Hints, Mover, Op, OpKind, Pool, F_MEM_DURABLE,
     F_NO_CACHE_HINT,
@@ -52,6 +54,15 @@ pub enum Path {
 }
 
 impl Path {
+    /// As the statistics name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Path::Software => "software",
+            Path::Hardware => "hardware",
+            Path::Auto => "auto",
+        }
+    }
+
     /// From the C enum value; `None` for anything else.
     pub fn from_raw(v: RawEnum<data_mover_dml_type>) -> Option<Path> {
         Some(match v.known()? {
@@ -151,6 +162,7 @@ pub struct DsaMover {
     engine: Option<Arc<Engine>>,
     threshold: usize,
     pool: Pool<DsaOp>,
+    pub stats: MoverStats,
 }
 
 /// Why a mover could not be made.
@@ -197,13 +209,28 @@ impl DsaMover {
             (Path::Hardware, Err(why)) => return Err(NewError::NoDevice(why)),
             (_, e) => e.ok(),
         };
-        Ok(Box::new(DsaMover {
+        let queue = engine.as_ref().map(|e| {
+            let name = e.queue_name().to_string();
+            QueueInfo {
+                // The device of `wq<d>.<q>` is `dsa<d>`.
+                device: name
+                    .strip_prefix("wq")
+                    .and_then(|r| r.split('.').next())
+                    .map_or_else(|| name.clone(), |d| format!("dsa{d}")),
+                name,
+                numa_node: e.numa_node(),
+            }
+        });
+        let m = Box::new(DsaMover {
             vdm,
             path,
             engine,
             threshold,
             pool: Pool::new(capacity),
-        }))
+            stats: MoverStats::new(Kind::Dsa, Some(path.name()), queue),
+        });
+        m.stats.register();
+        Ok(m)
     }
 
     fn finish(&self, op: &DsaOp, r: vdm_operation_result) {
@@ -248,12 +275,19 @@ impl Mover for DsaMover {
         }
         n.use_none();
         let Ok(decoded) = operation else {
+            self.stats.add(Counter::Ops, 1);
+            self.stats.add(Counter::Errors, 1);
             self.finish(op, vdm_operation_result::VDM_ERROR_JOB_CORRUPTED);
             return true;
         };
+        self.stats.started(&decoded);
         let engine = match (&self.engine, self.path) {
             (Some(e), Path::Hardware) => Some(e),
             (Some(e), Path::Auto) if decoded.len >= self.threshold => Some(e),
+            (Some(_), Path::Auto) => {
+                self.stats.add(Counter::FallbackSmall, 1);
+                None
+            }
             _ => None,
         };
         if let Some(e) = engine {
@@ -273,15 +307,18 @@ impl Mover for DsaMover {
                     return true;
                 }
                 Err(StartError::Invalid) => {
+                    self.stats.add(Counter::Errors, 1);
                     self.finish(op, vdm_operation_result::VDM_ERROR_JOB_CORRUPTED);
                     return true;
                 }
                 // Busy (AUTO) and Unsupported (any path): the CPU.
-                Err(StartError::Busy | StartError::Unsupported) => {}
+                Err(StartError::Busy) => self.stats.add(Counter::FallbackBusy, 1),
+                Err(StartError::Unsupported) => self.stats.add(Counter::FallbackUnsupported, 1),
             }
         }
         // SAFETY: caller's contract on the buffers; decoded and checked.
         unsafe { cpu::run(&decoded) };
+        self.stats.add(Counter::CpuOps, 1);
         self.finish(op, vdm_operation_result::VDM_SUCCESS);
         true
     }
@@ -311,15 +348,34 @@ impl Mover for DsaMover {
                     // SAFETY: the destination was just written by the device.
                     unsafe { durable_writeback(&decoded) };
                 }
+                self.stats.add(Counter::DeviceOps, 1);
+                self.stats.add(Counter::DeviceBytes, decoded.len as u64);
                 vdm_operation_result::VDM_SUCCESS
             }
             Poll::Failed(f) if self.path == Path::Auto && f.cpu_can_finish() => {
                 // SAFETY: the remainder lies inside the operation's buffers,
                 // which the device no longer touches.
                 unsafe { run_remainder(&f.remaining, &decoded) };
+                self.stats.add(Counter::MixedOps, 1);
+                self.stats.add(
+                    Counter::DeviceBytes,
+                    (decoded.len as u64).saturating_sub(f.remaining.bytes()),
+                );
+                self.stats.add(
+                    match f.reason {
+                        FailReason::Unresolvable { .. } | FailReason::FaultLoop { .. } => {
+                            Counter::FallbackFault
+                        }
+                        _ => Counter::FallbackError,
+                    },
+                    1,
+                );
                 vdm_operation_result::VDM_SUCCESS
             }
-            Poll::Failed(_) => vdm_operation_result::VDM_ERROR_JOB_CORRUPTED,
+            Poll::Failed(_) => {
+                self.stats.add(Counter::Errors, 1);
+                vdm_operation_result::VDM_ERROR_JOB_CORRUPTED
+            }
         };
         self.finish(op, result);
         future_state::FUTURE_STATE_COMPLETE
@@ -351,6 +407,7 @@ impl Drop for DsaMover {
     /// every reclaim scan that may hold a record's address finish, and only
     /// then free the records.
     fn drop(&mut self) {
+        self.stats.unregister();
         let Some(e) = self.engine.as_ref() else {
             return;
         };

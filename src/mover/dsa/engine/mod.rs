@@ -227,6 +227,16 @@ impl Engine {
         }
     }
 
+    /// The work queue's name (`wq0.0`, or the emulator's).
+    pub fn queue_name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    /// The work queue's NUMA node (-1: unknown).
+    pub fn numa_node(&self) -> i32 {
+        self.cfg.numa_node
+    }
+
     /// Whether BATCH descriptors are in use (may turn off after the device
     /// or kernel rejected one).
     pub fn batching(&self) -> bool {

@@ -499,7 +499,6 @@ impl Remainder {
     }
 
     /// Total bytes left.
-    #[cfg(test)]
     pub fn bytes(&self) -> u64 {
         self.ops().map(|o| o.len as u64).sum()
     }
