@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * dml_hardware.c -- DATA_MOVER_DML_HARDWARE on the emulated work queue
- * (MINIASYNC_DSA_EMULATE=1, set here before the first mover): a small
+ * (MINIASYNC_DSA_EMULATE=1, set here before the first mover) of the 6.1
+ * kernel generation (a mapped portal, BATCH offered): a small
  * dedicated WQ (16 entries, so batching and flow control are exercised),
  * 64 KiB transfers (so large operations are split), page faults injected at
  * random offsets on a fifth of the descriptors, and a strict emulator that
@@ -139,6 +140,7 @@ main(void)
 {
 	test_prog = "dml_hardware";
 	setenv("MINIASYNC_DSA_EMULATE", "1", 1);
+	setenv("MINIASYNC_DSA_EMULATE_KERNEL", "6.1", 1);
 	setenv("MINIASYNC_DSA_EMULATE_WQ_SIZE", "16", 1);
 	setenv("MINIASYNC_DSA_EMULATE_ENGINES", "2", 1);
 	setenv("MINIASYNC_DSA_EMULATE_MAX_TRANSFER", "65536", 1);

@@ -11,7 +11,7 @@
 //! lies beyond the point of coherency, `VDM_F_MEM_DURABLE` here only
 //! guarantees the data reached the point of coherency.
 
-pub use super::portable::{copy_wide, enqcmd, movdir64b};
+pub use super::portable::{copy_wide, enqcmd, movdir64b, store_fence};
 use super::{Features, WriteBack};
 
 /// The smallest data cache line from CTR_EL0 (DminLine, bits 19:16, is

@@ -16,6 +16,7 @@
 //! | [`write_back`] | CLWB / CLFLUSHOPT / CLFLUSH, SFENCE | `dc cvac`, `dsb ish` | full fence only |
 //! | [`copy_wide`] | AVX-512F loop | `memcpy` | `memcpy` |
 //! | [`movdir64b`], [`enqcmd`] | SFENCE + instruction | not available | not available |
+//! | [`store_fence`] | SFENCE | full fence | full fence |
 //!
 //! [`movdir64b`] and [`enqcmd`] are re-exports of the architecture's
 //! functions rather than wrappers: a DSA submission goes from the portal
@@ -138,6 +139,30 @@ pub unsafe fn write_back(addr: *const u8, len: usize) {
 pub unsafe fn copy_wide(dst: *mut u8, src: *const u8, n: usize) {
     // SAFETY: forwarded caller contract.
     unsafe { imp::copy_wide(dst, src, n) }
+}
+
+/// SFENCE on x86-64 (a full fence elsewhere): makes the descriptor and
+/// the data written by earlier (possibly non-temporal) stores globally
+/// visible before what follows. A `write(2)` submission of DSA
+/// descriptors needs it as much as MOVDIR64B does: the kernel's write path
+/// does not fence before it submits (DSA.md 12.2).
+#[inline]
+pub fn store_fence() {
+    #[cfg(test)]
+    FENCES.with(|n| n.set(n.get() + 1));
+    imp::store_fence();
+}
+
+/// Store fences issued by this thread through [`store_fence`] (test
+/// builds: a test checks that a submission path fences).
+#[cfg(test)]
+pub fn fences_on_this_thread() -> u64 {
+    FENCES.with(|n| n.get())
+}
+
+#[cfg(test)]
+std::thread_local! {
+    static FENCES: core::cell::Cell<u64> = const { core::cell::Cell::new(0) };
 }
 
 /// SFENCE, then MOVDIR64B of the 64 bytes at `desc` to `portal`: the

@@ -55,6 +55,14 @@ pub fn write_back_fence() {
     std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
 }
 
+/// A sequentially consistent fence stands in for SFENCE: it orders every
+/// earlier store before the later ones and before a system call.
+#[cfg(any(miri, not(target_arch = "x86_64")))]
+#[inline(always)]
+pub fn store_fence() {
+    std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+}
+
 /// No wide copy loop.
 #[cfg(test)]
 #[inline]

@@ -13,12 +13,15 @@
 //!   the engine and the hardware formats; neither depends on it.
 //!
 //! [`open_from_env`] picks the backend: the emulated WQ ([`emu`]) when
-//! `MINIASYNC_DSA_EMULATE=1`, otherwise the
+//! `MINIASYNC_DSA_EMULATE=1` (configured, like a real one, by discovery
+//! on the sysfs text of the emulated kernel generation), otherwise the
 //! first usable hardware WQ found under `$MINIASYNC_DSA_SYSFS`
 //! (`/sys/bus/dsa/devices`) with its node under `$MINIASYNC_DSA_DEV`
-//! (`/dev/dsa`). `MINIASYNC_DSA_FORCE_WRITE=1` submits through `write(2)`
-//! even when the portal could be mapped; `MINIASYNC_DSA_BATCH=0` turns
-//! batching off.
+//! (`/dev/dsa`). Either way the submission route is
+//! [`hw::choose_route`]'s: the mapped portal, else a probed `write(2)`.
+//! `MINIASYNC_DSA_FORCE_WRITE=1` submits through `write(2)` even when
+//! the portal could be mapped; `MINIASYNC_DSA_BATCH=0` turns batching
+//! off.
 
 pub mod emu;
 pub mod engine;
@@ -52,10 +55,9 @@ impl EngineOptions {
 /// first usable hardware WQ. The error explains, in one line, why no WQ
 /// could be used.
 pub fn open_from_env(opts: EngineOptions) -> Result<Engine, String> {
+    let force_write = std::env::var(FORCE_WRITE_ENV).is_ok_and(|v| v.trim() == "1");
     if emu::enabled_from_env() {
-        let dev = emu::EmuDevice::from_env();
-        let cfg = dev.wq_config();
-        return Ok(Engine::new(cfg, dev, opts));
+        return emu::open(emu::EmuConfig::from_env(), force_write, opts);
     }
     let paths = discovery::Paths::from_env();
     let found = discovery::scan(&paths);
@@ -63,11 +65,17 @@ pub fn open_from_env(opts: EngineOptions) -> Result<Engine, String> {
         return Err(format!("no DSA work queue under {}", paths.sysfs.display()));
     }
     let (usable, rejected) = found.select();
-    let force_write = std::env::var(FORCE_WRITE_ENV).is_ok_and(|v| v.trim() == "1");
     let mut why: Vec<String> = rejected.iter().map(|r| r.to_string()).collect();
+    let cpu = hw::cpu_support();
     for cfg in usable {
-        match hw::HwPortal::open_with(&cfg.dev_node, cfg.mode, hw::cpu_support(), force_write) {
-            Ok(p) => return Ok(Engine::new(cfg, Arc::new(p), opts)),
+        match hw::HwPortal::open_with(&cfg.dev_node, cfg.mode, cpu, force_write, hw::PROBE_TIMEOUT)
+        {
+            Ok(p) => {
+                if let Some(note) = cfg.fault_note() {
+                    crate::log::warn(&note);
+                }
+                return Ok(Engine::new(cfg, Arc::new(p), opts));
+            }
             Err(e) => why.push(format!("{}: {}: {e}", cfg.name, cfg.dev_node.display())),
         }
     }

@@ -17,9 +17,11 @@ use crossbeam_queue::ArrayQueue;
 use super::exec::Forced;
 use super::exec::{self, Rng};
 use super::{EmuConfig, Stall};
-use crate::mover::dsa::hw::discovery::{WqConfig, WqMode};
+#[cfg(test)]
+use crate::mover::dsa::hw::discovery::WqConfig;
+use crate::mover::dsa::hw::discovery::WqMode;
 use crate::mover::dsa::hw::{
-    opcode, Descriptor, Method, Portal, PortalError, Submitted, PASID_RESERVED_MASK,
+    opcode, submit_write, Descriptor, Method, Portal, PortalError, Submitted, PASID_RESERVED_MASK,
 };
 use crate::sync::{backoff, Backoff, EventCount};
 
@@ -365,12 +367,8 @@ impl EmuDevice {
         })
     }
 
-    /// The device configured by the `MINIASYNC_DSA_EMULATE_*` variables.
-    pub fn from_env() -> Arc<EmuDevice> {
-        EmuDevice::new(EmuConfig::from_env())
-    }
-
-    /// What discovery would report for this WQ.
+    /// The WQ as the device has it (see [`EmuConfig::wq_config`]).
+    #[cfg(test)]
     pub fn wq_config(&self) -> WqConfig {
         self.sh.cfg.wq_config()
     }
@@ -442,27 +440,55 @@ impl Drop for EmuDevice {
     }
 }
 
-impl Portal for EmuDevice {
-    unsafe fn submit(&self, desc: &Descriptor) -> Result<Submitted, PortalError> {
-        let s = &self.sh;
-        let mut d = *desc;
-        if s.cfg.write_path {
-            // The kernel's write() checks (DSA.md 1.4).
-            if !d.completion_addr.is_multiple_of(32)
-                || (d.opcode() == opcode::BATCH && s.cfg.version <= 0x100)
+impl EmuDevice {
+    /// The kernel's `write(2)` on the WQ file (DSA.md 12.2): EINVAL for
+    /// every write before 6.9; otherwise each whole 64-byte descriptor in
+    /// turn is checked (EINVAL for a completion address not 32-byte
+    /// aligned, and for BATCH where the generation refuses it) and
+    /// submitted; a shared WQ that stays full is EAGAIN. Returns the bytes
+    /// of the descriptors taken before the first failure, or the failure
+    /// when none was taken.
+    pub fn write(&self, bytes: &[u8]) -> Result<usize, i32> {
+        let c = &self.sh.cfg;
+        if !c.kernel.has_write() || bytes.len() < 64 {
+            return Err(libc::EINVAL);
+        }
+        let mut done = 0;
+        for chunk in bytes.chunks_exact(64) {
+            let mut raw = [0u8; 64];
+            raw.copy_from_slice(chunk);
+            let d = Descriptor::from_bytes(&raw);
+            let refused = if !d.completion_addr.is_multiple_of(32)
+                || (d.opcode() == opcode::BATCH && !c.kernel.write_takes_batch(c.version))
             {
-                return Err(PortalError {
-                    errno: libc::EINVAL,
-                });
+                Some(libc::EINVAL)
+            } else {
+                match self.enqueue(&d) {
+                    Submitted::Accepted => None,
+                    Submitted::Retry => Some(libc::EAGAIN),
+                }
+            };
+            match refused {
+                None => done += 64,
+                Some(e) if done == 0 => return Err(e),
+                Some(_) => break,
             }
         }
+        Ok(done)
+    }
+
+    /// A descriptor arriving at the WQ (through the mapped portal, or from
+    /// the kernel's `write(2)`).
+    fn enqueue(&self, desc: &Descriptor) -> Submitted {
+        let s = &self.sh;
+        let mut d = *desc;
         if s.cfg.stall == Stall::UntilFull {
             s.last_submit_us.store(s.now_us(), Ordering::Relaxed);
         }
         if s.cfg.mode == WqMode::Shared {
             if s.queue.len() >= s.cfg.threshold as usize {
                 s.tally.note(Count::Retry);
-                return Ok(Submitted::Retry);
+                return Submitted::Retry;
             }
             // ENQCMD inserts the PASID and clears the privilege bit.
             d.pasid_priv = (d.pasid_priv & PASID_RESERVED_MASK) | EMU_PASID;
@@ -472,19 +498,36 @@ impl Portal for EmuDevice {
             s.tally.note(Count::Refused);
             if s.cfg.mode == WqMode::Shared {
                 s.tally.note(Count::Retry);
-                return Ok(Submitted::Retry);
+                return Submitted::Retry;
             }
             // A dedicated WQ gives no feedback: the descriptor is gone.
             s.sw_error(SwErrorKind::Overflow, &d);
-            return Ok(Submitted::Accepted);
+            return Submitted::Accepted;
         }
         s.tally.peaks(s.queue.len() as u64);
         s.wake(false);
-        Ok(Submitted::Accepted)
+        Submitted::Accepted
+    }
+}
+
+impl Portal for EmuDevice {
+    /// Through the emulated `write(2)` when `write_path` is set (with the
+    /// SFENCE of the real write route), else straight into the WQ, as
+    /// MOVDIR64B/ENQCMD on a mapped portal.
+    unsafe fn submit(&self, desc: &Descriptor) -> Result<Submitted, PortalError> {
+        if self.sh.cfg.write_path {
+            submit_write(desc, |b| self.write(b))
+        } else {
+            Ok(self.enqueue(desc))
+        }
     }
 
     fn method(&self) -> Method {
-        Method::Emulated
+        if self.sh.cfg.write_path {
+            Method::Write
+        } else {
+            Method::Emulated
+        }
     }
 }
 

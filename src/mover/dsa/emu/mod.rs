@@ -14,8 +14,11 @@
 //!
 //! It is used only when `MINIASYNC_DSA_EMULATE=1` (or built explicitly by
 //! tests through [`EmuDevice::new`]); without it, no emulation is ever
-//! used, hardware or not. Options (environment, read when a mover opens
-//! its engine):
+//! used, hardware or not. [`open`] opens it as a process opens a real WQ
+//! on the chosen kernel generation: discovery parses the generation's
+//! sysfs text, and the mapped portal or `write(2)` is chosen by the real
+//! portal's rule (`kernel.rs`). Options (environment, read when a mover
+//! opens its engine):
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
@@ -32,14 +35,16 @@
 //! | `MINIASYNC_DSA_EMULATE_FAULT_RATE` | 0 | probability (0..=1) that a descriptor faults at a random offset |
 //! | `MINIASYNC_DSA_EMULATE_DELAY_US` | 0 | max random delay per descriptor (µs) |
 //! | `MINIASYNC_DSA_EMULATE_STALL` | 0 | `1`: engines wait until the WQ is full or idle for 2 ms |
-//! | `MINIASYNC_DSA_EMULATE_WRITE` | 0 | `1`: model the kernel `write(2)` submission checks |
+//! | `MINIASYNC_DSA_EMULATE_WRITE` | 0 | `1`: submit through the emulated `write(2)` (as `MINIASYNC_DSA_FORCE_WRITE=1`) |
+//! | `MINIASYNC_DSA_EMULATE_KERNEL` | `6.16` | kernel generation: `5.15`, `6.1`, `6.9` or `6.16` (sysfs text, `mmap`/`write(2)` rules; `kernel.rs`) |
+//! | `MINIASYNC_DSA_EMULATE_RAWIO` | 0 | `1`: the process has CAP_SYS_RAWIO (6.9+ then maps the portal) |
 //! | `MINIASYNC_DSA_EMULATE_HOSTILE` | 0 | `1`: completion records written slowly, garbage first |
 //! | `MINIASYNC_DSA_EMULATE_SEED` | 1 | random seed |
 //! | `MINIASYNC_DSA_EMULATE_STRICT` | 1 | `1`: a dropped descriptor aborts the process |
 
 mod device;
 mod exec;
-#[cfg(test)]
+mod kernel;
 pub mod sysfs;
 
 pub use device::EmuDevice;
@@ -47,10 +52,16 @@ pub use device::EmuDevice;
 pub use device::SwErrorKind;
 #[cfg(test)]
 pub use exec::Forced;
+#[cfg(test)]
+pub use kernel::open_device;
+pub use kernel::{open, Kernel};
 
+#[cfg(test)]
 use std::path::PathBuf;
 
-use crate::mover::dsa::hw::discovery::{parse_u64, WqConfig, WqMode};
+#[cfg(test)]
+use crate::mover::dsa::hw::discovery::WqConfig;
+use crate::mover::dsa::hw::discovery::{parse_u64, WqMode};
 use crate::mover::dsa::hw::{opcode, OpCap};
 
 /// The switch.
@@ -90,9 +101,16 @@ pub struct EmuConfig {
     pub fault_rate: f64,
     pub max_delay_us: u32,
     pub stall: Stall,
-    /// Model `write(2)`: EINVAL for a misaligned completion address and
-    /// for BATCH on a version 0x100 device.
+    /// Descriptors arrive through the emulated `write(2)`, with the
+    /// kernel's checks: EINVAL for every write before 6.9, for a
+    /// misaligned completion address, and for BATCH where the generation
+    /// refuses it (`Kernel::write_takes_batch`). Otherwise they arrive
+    /// through the emulated mapped portal.
     pub write_path: bool,
+    /// The kernel generation modelled (sysfs text, submission rules).
+    pub kernel: Kernel,
+    /// The emulated process has CAP_SYS_RAWIO (6.9+ maps the portal).
+    pub rawio: bool,
     pub hostile_cr: bool,
     pub seed: u64,
     /// Abort the process on a dropped descriptor (a driver bug that would
@@ -117,6 +135,8 @@ impl Default for EmuConfig {
             max_delay_us: 0,
             stall: Stall::Never,
             write_path: false,
+            kernel: Kernel::default(),
+            rawio: false,
             hostile_cr: false,
             seed: 1,
             strict: false,
@@ -197,6 +217,17 @@ impl EmuConfig {
             c.stall = Stall::UntilFull;
         }
         c.write_path = flag("WRITE");
+        if let Some(k) = v("KERNEL") {
+            match Kernel::parse(&k) {
+                Some(k) => c.kernel = k,
+                None => crate::log::warn(&format!(
+                    "{EMULATE_ENV}_KERNEL={k:?} is not one of 5.15, 6.1, 6.9, 6.16; \
+                     emulating {}",
+                    c.kernel
+                )),
+            }
+        }
+        c.rawio = flag("RAWIO");
         c.hostile_cr = flag("HOSTILE");
         if let Some(s) = n("SEED") {
             c.seed = s;
@@ -207,7 +238,10 @@ impl EmuConfig {
         c
     }
 
-    /// What discovery would report for this WQ.
+    /// The WQ as the device has it, whatever the kernel hides (test rigs
+    /// drive the device directly, as through a mapped portal; [`open`]
+    /// instead goes through the generation's sysfs text).
+    #[cfg(test)]
     pub fn wq_config(&self) -> WqConfig {
         WqConfig {
             name: "emu0.0".to_string(),
@@ -218,6 +252,8 @@ impl EmuConfig {
             max_transfer_size: self.max_transfer_size,
             max_batch_size: self.max_batch_size,
             block_on_fault: self.block_on_fault,
+            ats_disabled: false,
+            prs_disabled: false,
             gen_cap: self.gen_cap,
             ops: self.ops,
             version: self.version,

@@ -60,6 +60,8 @@ fn config_from_environment_lookup() {
             "HOSTILE" => "1",
             "SEED" => "99",
             "STRICT" => "0",
+            "KERNEL" => " 5.15 ",
+            "RAWIO" => "1",
             _ => return None,
         };
         Some(v.to_string())
@@ -75,6 +77,14 @@ fn config_from_environment_lookup() {
     assert_eq!(c.stall, Stall::UntilFull);
     assert!(c.write_path && c.hostile_cr && !c.strict);
     assert_eq!(c.seed, 99);
+    assert_eq!((c.kernel, c.rawio), (Kernel::K5_15, true));
+    // The newest generation by default, and for a value that names none.
+    assert_eq!(EmuConfig::from_lookup(|_| None).kernel, Kernel::K6_16);
+    let bad = EmuConfig::from_lookup(|k| k.ends_with("_KERNEL").then(|| "6.2".to_string()));
+    assert_eq!(bad.kernel, Kernel::K6_16);
+    for k in Kernel::ALL {
+        assert_eq!(Kernel::parse(&k.to_string()), Some(k));
+    }
     let w = c.wq_config();
     assert_eq!((w.mode, w.size, w.threshold), (WqMode::Shared, 64, 64));
     assert!(!w.batch_supported());

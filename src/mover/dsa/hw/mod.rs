@@ -12,8 +12,10 @@
 //!    [`CompletionRecord`] layout, the [`status`] codes, and [`CrCell`], the
 //!    atomic record the device writes and the engine polls.
 //!
-//! Work-queue discovery through sysfs (section 1) is [`discovery`], in its
-//! own file: it runs when an engine is opened, never per operation.
+//! Work-queue discovery through sysfs (section 1) is [`discovery`], and
+//! the choice of submission route (mapped portal or `write(2)`, section 2
+//! and 12.2) is `route.rs`, each in its own file: they run when an engine
+//! is opened, never per operation.
 //!
 //! Values are pinned to DSA.md and to the kernel's `linux/idxd.h`
 //! (`struct dsa_hw_desc`, `struct dsa_completion_record`,
@@ -33,6 +35,9 @@ use std::ptr::NonNull;
 use discovery::WqMode;
 
 pub mod discovery;
+mod route;
+
+pub use route::{choose_route, cpu_support, probe_write, CpuSupport, Route, PROBE_TIMEOUT};
 
 // ---------------------------------------------------------------------------
 // 1. Descriptors (DSA.md sections 3.1-3.5)
@@ -148,34 +153,55 @@ impl OpCap {
         c
     }
 
-    /// Parse the sysfs text: comma-separated hex words (with or without
-    /// `0x`), most significant first. Eight words are 32-bit words, four are 64-bit words (older
-    /// kernels); a single word is the low bits.
+    /// The DSA 1.0 operations every device has (NOOP, BATCH, DRAIN,
+    /// MEMMOVE, MEMFILL, CFLUSH): what discovery assumes when `op_cap` is
+    /// missing or in no format a kernel printed (DSA.md 12.1).
+    pub fn dsa1_baseline() -> OpCap {
+        OpCap::of(&[
+            opcode::NOOP,
+            opcode::BATCH,
+            opcode::DRAIN,
+            opcode::MEMMOVE,
+            opcode::MEMFILL,
+            opcode::CFLUSH,
+        ])
+    }
+
+    /// Parse the sysfs text in any of the three formats kernels printed
+    /// (DSA.md 12.1):
+    /// - 5.6 to early 5.11: one `%#llx` word, opcodes 0-63
+    ///   (`0x1003f03ff`);
+    /// - 5.12 to 6.0 (and 5.10.y/5.11.y backports): four `%#llx` 64-bit
+    ///   words separated by spaces, **least** significant first
+    ///   (`0x1003f03ff 0x0 0x0 0x0`);
+    /// - 6.1 and later (`%*pb`): eight 32-bit hex words separated by
+    ///   commas, **most** significant first (`00000000,...,003f03ff`).
+    ///
+    /// Anything else (another word count, mixed separators, a word too
+    /// wide for its format, a non-hex digit) is `None`.
     pub fn parse(text: &str) -> Option<OpCap> {
-        let words: Vec<u64> = text
-            .trim()
-            .split(',')
-            .map(|w| {
-                let w = w.trim();
-                let h = w
+        let t = text.trim();
+        let mut bits = [0u64; 4];
+        if t.contains(',') {
+            let words: Vec<&str> = t.split(',').collect();
+            if words.len() != 8 {
+                return None;
+            }
+            for (i, w) in words.iter().rev().enumerate() {
+                bits[i / 2] |= hex_word(w, 8)? << (32 * (i % 2));
+            }
+        } else {
+            let words: Vec<&str> = t.split_ascii_whitespace().collect();
+            if !matches!(words.len(), 1 | 4) {
+                return None;
+            }
+            for (i, w) in words.iter().enumerate() {
+                let w = w
                     .strip_prefix("0x")
                     .or_else(|| w.strip_prefix("0X"))
                     .unwrap_or(w);
-                u64::from_str_radix(h, 16).ok()
-            })
-            .collect::<Option<Vec<u64>>>()?;
-        let width = match words.len() {
-            8 => 32,
-            1..=4 => 64,
-            _ => return None,
-        };
-        let mut bits = [0u64; 4];
-        for (i, w) in words.iter().rev().enumerate() {
-            let bit = i * width;
-            if width == 32 && *w > u64::from(u32::MAX) {
-                return None;
+                bits[i] = hex_word(w, 16)?;
             }
-            bits[bit / 64] |= w << (bit % 64);
         }
         Some(OpCap(bits))
     }
@@ -198,6 +224,14 @@ impl OpCap {
         c.0[usize::from(op / 64)] &= !(1 << (op % 64));
         c
     }
+}
+
+/// A word of 1 to `digits` hex digits (no sign, no prefix).
+fn hex_word(w: &str, digits: usize) -> Option<u64> {
+    if w.is_empty() || w.len() > digits || !w.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u64::from_str_radix(w, 16).ok()
 }
 
 /// PASID field (bits 19:0 of the first dword).
@@ -421,9 +455,13 @@ impl Descriptor {
 // (`PROT_WRITE`, `MAP_SHARED | MAP_POPULATE`) and submits with MOVDIR64B
 // (dedicated WQ) or ENQCMD (shared WQ) after an SFENCE, rotating the target
 // cache line per submission. When the kernel refuses the mapping with EPERM
-// (devices that are not "user submission safe", Linux 6.9.1+) or the CPU
-// lacks the instruction (always, off x86-64), descriptors go through
-// `write(2)`. The instructions themselves live in `crate::arch`.
+// (devices that are not "user submission safe", Linux 6.9.1+ without
+// CAP_SYS_RAWIO) or the CPU lacks the instruction (always, off x86-64; for
+// ENQCMD also when the kernel hides its `enqcmd` flag), descriptors go
+// through `write(2)`, after an SFENCE, but only once a NOOP probe showed
+// the kernel has that path (6.9.1+; before, every write is EINVAL).
+// `choose_route` decides; the emulated WQ decides with it too. The
+// instructions themselves live in `crate::arch`.
 // ---------------------------------------------------------------------------
 
 /// Portal size: one page; the kernel rejects larger mappings.
@@ -475,20 +513,20 @@ pub trait Portal: Send + Sync {
     fn method(&self) -> Method;
 }
 
-/// CPU support for the submission instructions (CPUID.(7,0):ECX).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CpuSupport {
-    pub movdir64b: bool,
-    pub enqcmd: bool,
-}
-
-/// What [`crate::arch::features`] reports (on x86-64 CPUID leaf 7 ECX
-/// bits 28 and 29; never either elsewhere).
-pub fn cpu_support() -> CpuSupport {
-    let f = crate::arch::features();
-    CpuSupport {
-        movdir64b: f.movdir64b,
-        enqcmd: f.enqcmd,
+/// Submits one descriptor through `write`, a `write(2)` on the WQ file:
+/// SFENCE first (the kernel's write path does not fence), then the 64
+/// bytes. EAGAIN (a full shared WQ after the kernel's own retries), EINTR
+/// and a write that took nothing mean "retry"; other errors refuse the
+/// descriptor.
+pub fn submit_write(
+    desc: &Descriptor,
+    write: impl FnOnce(&[u8]) -> Result<usize, i32>,
+) -> Result<Submitted, PortalError> {
+    crate::arch::store_fence();
+    match write(desc.as_bytes()) {
+        Ok(64) => Ok(Submitted::Accepted),
+        Ok(_) | Err(libc::EAGAIN | libc::EINTR) => Ok(Submitted::Retry),
+        Err(errno) => Err(PortalError { errno }),
     }
 }
 
@@ -511,43 +549,49 @@ impl HwPortal {
     /// Open the WQ character device and pick the submission method.
     #[cfg(test)]
     pub fn open(path: &Path, mode: WqMode) -> io::Result<HwPortal> {
-        HwPortal::open_with(path, mode, cpu_support(), false)
+        HwPortal::open_with(path, mode, cpu_support(), false, PROBE_TIMEOUT)
     }
 
-    /// [`open`](Self::open) with explicit CPU support and an option to skip
-    /// the mapping (tests, and `MINIASYNC_DSA_FORCE_WRITE`).
+    /// [`open`](Self::open) with explicit CPU support, an option to skip
+    /// the mapping (`MINIASYNC_DSA_FORCE_WRITE`) and the bound of the
+    /// `write(2)` probe ([`choose_route`]). The error is the OS error of
+    /// `open`, or (kind `Other`) why neither route works.
     pub fn open_with(
         path: &Path,
         mode: WqMode,
         cpu: CpuSupport,
         force_write: bool,
+        probe_timeout: std::time::Duration,
     ) -> io::Result<HwPortal> {
-        let c = CString::new(path.as_os_str().as_bytes())
-            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        // SAFETY: `c` is a NUL-terminated path; open has no other inputs.
-        let raw = unsafe { libc::open(c.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let instr = match mode {
-            WqMode::Dedicated if cpu.movdir64b => Some(Method::Movdir64b),
-            WqMode::Shared if cpu.enqcmd => Some(Method::Enqcmd),
-            _ => None,
-        };
-        let (page, method) = match instr {
-            Some(m) if !force_write => match map_portal(&fd) {
-                Ok(p) => (Some(p), m),
-                Err(e) if e.raw_os_error() == Some(libc::EPERM) => (None, Method::Write),
-                Err(e) => return Err(e),
-            },
-            _ => (None, Method::Write),
+        let fd = open_wq(path)?;
+        let route = choose_route(
+            mode,
+            cpu,
+            force_write,
+            || map_portal(&fd),
+            || probe_write(&|b| write_fd(&fd, b), probe_timeout),
+        )
+        .map_err(io::Error::other)?;
+        let (page, method) = match route {
+            Route::Mapped(p, m) => (Some(p), m),
+            Route::Write => (None, Method::Write),
         };
         Ok(HwPortal {
             fd,
             page,
             method,
+            line: AtomicUsize::new(0),
+        })
+    }
+
+    /// A portal that writes to `path` without mapping or probing it (tests
+    /// of the bytes a `write(2)` submission sends).
+    #[cfg(test)]
+    pub fn open_write_unprobed(path: &Path) -> io::Result<HwPortal> {
+        Ok(HwPortal {
+            fd: open_wq(path)?,
+            page: None,
+            method: Method::Write,
             line: AtomicUsize::new(0),
         })
     }
@@ -561,7 +605,31 @@ impl HwPortal {
     }
 }
 
-fn map_portal(fd: &OwnedFd) -> io::Result<NonNull<u8>> {
+fn open_wq(path: &Path) -> io::Result<OwnedFd> {
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `c` is a NUL-terminated path; open has no other inputs.
+    let raw = unsafe { libc::open(c.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// `write(2)` of `b` to `fd`: the bytes taken, or the errno.
+fn write_fd(fd: &OwnedFd, b: &[u8]) -> Result<usize, i32> {
+    // SAFETY: the kernel reads `b.len()` bytes from the live slice `b`.
+    let n = unsafe { libc::write(fd.as_raw_fd(), b.as_ptr().cast(), b.len()) };
+    usize::try_from(n).map_err(|_| {
+        io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO)
+    })
+}
+
+/// Maps the portal page, or the errno of `mmap`.
+fn map_portal(fd: &OwnedFd) -> Result<NonNull<u8>, i32> {
     // SAFETY: a fresh shared mapping of one page of `fd`; the kernel
     // chooses the address, so no existing memory is affected.
     let p = unsafe {
@@ -575,9 +643,11 @@ fn map_portal(fd: &OwnedFd) -> io::Result<NonNull<u8>> {
         )
     };
     if p == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
+        return Err(io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO));
     }
-    NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::from(io::ErrorKind::Other))
+    NonNull::new(p.cast::<u8>()).ok_or(libc::EIO)
 }
 
 impl Drop for HwPortal {
@@ -615,25 +685,7 @@ impl Portal for HwPortal {
                     Submitted::Retry
                 })
             }
-            Method::Write | Method::Emulated => {
-                let bytes = desc.as_bytes();
-                // SAFETY: the kernel copies 64 readable bytes from `bytes`.
-                // Like the instructions, the syscall orders earlier stores.
-                let n = unsafe { libc::write(self.fd.as_raw_fd(), bytes.as_ptr().cast(), 64) };
-                if n == 64 {
-                    Ok(Submitted::Accepted)
-                } else if n >= 0 {
-                    Ok(Submitted::Retry)
-                } else {
-                    match io::Error::last_os_error()
-                        .raw_os_error()
-                        .unwrap_or(libc::EIO)
-                    {
-                        libc::EAGAIN | libc::EINTR => Ok(Submitted::Retry),
-                        e => Err(PortalError { errno: e }),
-                    }
-                }
-            }
+            Method::Write | Method::Emulated => submit_write(desc, |b| write_fd(&self.fd, b)),
         }
     }
 

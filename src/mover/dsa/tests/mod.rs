@@ -8,6 +8,7 @@ mod engine_tests;
 mod fault_tests;
 mod hw_tests;
 mod idxd_h;
+mod kernel_tests;
 mod portal_tests;
 mod progress_tests;
 
