@@ -5,12 +5,14 @@
 //! - HARDWARE sends every operation to the work queue (queued when the WQ
 //!   is full). What the device cannot run at all (an overlapping move
 //!   without GENCAP overlap support, an opcode the WQ does not enable) runs
-//!   on the CPU; a device error or an unrecoverable fault completes the
-//!   future with `VDM_ERROR_JOB_CORRUPTED`.
+//!   on the CPU; a device error, an unrecoverable fault, a stopped device
+//!   or a timeout completes the future with `VDM_ERROR_JOB_CORRUPTED`.
 //! - AUTO uses the device when there is one, the operation has at least
 //!   `MINIASYNC_DSA_THRESHOLD` bytes (default 64 KiB) and the WQ has room;
 //!   otherwise the CPU. Whatever the device could not finish (page fault it
-//!   cannot resolve, device error) is finished on the CPU.
+//!   cannot resolve, device error, device stopped) is finished on the CPU;
+//!   not after a timeout with the device still enabled, which may still
+//!   write (`VDM_ERROR_JOB_CORRUPTED`).
 //!
 //! Device-path futures report `FUTURE_NOTIFIER_POLLER` with the engine's
 //! monitor word (valid until `op_delete`); CPU-path futures report
@@ -22,14 +24,16 @@
 //!
 //! Each operation has one record, taken from the mover's pool (bounded by
 //! `MINIASYNC_MAX_OPS`, as for every mover); its device state (completion
-//! record, progress) is the [`DeviceOp`] inside it.
+//! record, progress) is the [`DeviceOp`] inside it. A record the engine
+//! quarantined (the device may still write it) never goes back to the
+//! pool, and a mover deleted with one keeps its pool for good.
 
 use core::cell::UnsafeCell;
 use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::engine::DeviceOp;
-use super::{Engine, EngineOptions, Poll, Remainder, StartError};
+use super::{Engine, EngineOptions, Poll, Release, Remainder, StartError};
 use crate::abi::{data_mover_dml_type, future_state, vdm, vdm_operation_result};
 use crate::ffi::view::{Notifier, RawEnum};
 use crate::mover::{
@@ -151,6 +155,9 @@ pub struct DsaMover {
     engine: Option<Arc<Engine>>,
     threshold: usize,
     pool: Pool<DsaOp>,
+    /// Records kept out of the pool for ever: their operations timed out
+    /// while the device might still write them.
+    quarantined: AtomicU32,
 }
 
 /// Why a mover could not be made.
@@ -203,6 +210,7 @@ impl DsaMover {
             engine,
             threshold,
             pool: Pool::new(capacity),
+            quarantined: AtomicU32::new(0),
         }))
     }
 
@@ -215,6 +223,12 @@ impl DsaMover {
     #[cfg(test)]
     pub fn outstanding(&self) -> u32 {
         self.pool.outstanding()
+    }
+
+    /// Records quarantined by `op_delete` (for tests).
+    #[cfg(test)]
+    pub fn quarantined(&self) -> u32 {
+        self.quarantined.load(Ordering::Relaxed)
     }
 }
 
@@ -276,8 +290,13 @@ impl Mover for DsaMover {
                     self.finish(op, vdm_operation_result::VDM_ERROR_JOB_CORRUPTED);
                     return true;
                 }
-                // Busy (AUTO) and Unsupported (any path): the CPU.
-                Err(StartError::Busy | StartError::Unsupported) => {}
+                // HARDWARE runs on the device only.
+                Err(StartError::Stopped) if self.path == Path::Hardware => {
+                    self.finish(op, vdm_operation_result::VDM_ERROR_JOB_CORRUPTED);
+                    return true;
+                }
+                // Busy and Stopped (AUTO), Unsupported (any path): the CPU.
+                Err(StartError::Busy | StartError::Stopped | StartError::Unsupported) => {}
             }
         }
         // SAFETY: caller's contract on the buffers; decoded and checked.
@@ -332,14 +351,20 @@ impl Mover for DsaMover {
             ST_DONE => result_of(op.result.load(Ordering::Relaxed)),
             _ => vdm_operation_result::VDM_ERROR_JOB_CORRUPTED,
         };
-        if let Some(e) = self.engine.as_ref() {
+        let released = match self.engine.as_ref() {
             // SAFETY: the record is this mover's, used by this thread only;
             // releasing an unused record does nothing.
-            unsafe { e.release_op(&op.dev) };
-        }
+            Some(e) => unsafe { e.release_op(&op.dev) },
+            None => Release::Reusable,
+        };
         op.state.store(ST_IDLE, Ordering::Relaxed);
-        // SAFETY: caller's contract: a live record, not used afterwards.
-        unsafe { self.pool.free(op) };
+        match released {
+            // SAFETY: caller's contract: a live record, not used afterwards.
+            Release::Reusable => unsafe { self.pool.free(op) },
+            Release::Quarantined => {
+                self.quarantined.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         result
     }
 }
@@ -347,19 +372,31 @@ impl Mover for DsaMover {
 impl Drop for DsaMover {
     /// Futures should be complete before their mover is deleted; those that
     /// are not may still have descriptors in the device, which writes their
-    /// records. Wait for each (the engine drives it to its end), then let
-    /// every reclaim scan that may hold a record's address finish, and only
-    /// then free the records.
+    /// records. Wait for them (the engine drives each to its end; one
+    /// timeout without progress for all of them together), then let every
+    /// reclaim scan that may hold a record's address finish, and only then
+    /// free the records. If any record is quarantined (the device may still
+    /// write it), the pool is kept for the life of the process instead.
     fn drop(&mut self) {
-        let Some(e) = self.engine.as_ref() else {
+        let Some(e) = self.engine.clone() else {
             return;
         };
-        self.pool.for_each(|op| {
-            // SAFETY: `&mut self`: no thread polls this mover's futures
-            // any more, so this thread has exclusive use of every record.
-            unsafe { e.release_op(&op.dev) };
-        });
+        let mut recs = Vec::new();
+        self.pool.for_each(|op| recs.push(&op.dev));
+        // SAFETY: `&mut self`: no thread polls this mover's futures any
+        // more, so this thread has exclusive use of every record.
+        let quarantined = unsafe { e.release_all(&recs) };
+        drop(recs);
         e.quiesce();
+        if quarantined > 0 {
+            let bytes = self.pool.keep_forever();
+            crate::log::warn(&format!(
+                "DSA mover deleted with {quarantined} quarantined operation records \
+                 (kept from reuse: the device might still write them): its {} KiB of \
+                 records are kept for the life of the process",
+                bytes.div_ceil(1024)
+            ));
+        }
     }
 }
 

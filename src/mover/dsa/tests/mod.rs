@@ -12,3 +12,4 @@ mod portal_tests;
 mod progress_tests;
 
 mod mover_tests;
+mod wait_tests;
