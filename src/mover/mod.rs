@@ -516,7 +516,7 @@ impl<T: Default> Pool<T> {
 impl<T> Pool<T> {
     /// Calls `f` on every record ever handed out, free or not (for a
     /// mover's drop, which must find records still in use).
-    pub fn for_each(&mut self, mut f: impl FnMut(&T)) {
+    pub fn for_each<'a>(&'a mut self, mut f: impl FnMut(&'a T)) {
         let fresh = self.fresh.load(Ordering::Relaxed);
         for c in self.chunks.iter() {
             let p = c.load(Ordering::Acquire);
@@ -532,6 +532,27 @@ impl<T> Pool<T> {
                 }
             }
         }
+    }
+}
+
+impl<T> Pool<T> {
+    /// Gives the pool's memory up for good: its records are never dropped
+    /// nor freed, because something outside the process (a device) may
+    /// still write them. The memory stays reachable from a process-wide
+    /// list, so leak checkers see it as kept, not lost. Returns the bytes
+    /// kept.
+    pub fn keep_forever(&mut self) -> usize {
+        static KEPT: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+        let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
+        let mut bytes = 0;
+        for c in self.chunks.iter() {
+            let p = c.swap(core::ptr::null_mut(), Ordering::AcqRel);
+            if !p.is_null() {
+                kept.push(p as usize);
+                bytes += CHUNK as usize * core::mem::size_of::<Slot<T>>();
+            }
+        }
+        bytes
     }
 }
 

@@ -21,7 +21,8 @@
 //! [`hw::choose_route`]'s: the mapped portal, else a probed `write(2)`.
 //! `MINIASYNC_DSA_FORCE_WRITE=1` submits through `write(2)` even when
 //! the portal could be mapped; `MINIASYNC_DSA_BATCH=0` turns batching
-//! off.
+//! off; `MINIASYNC_DSA_TIMEOUT_MS` bounds every wait for the device
+//! (`engine/timeout.rs`).
 
 pub mod emu;
 pub mod engine;
@@ -30,7 +31,7 @@ pub mod mover;
 
 // What the mover (mover.rs) uses of the engine.
 pub use engine::op::Remainder;
-pub use engine::{BatchPolicy, Engine, EngineOptions, Poll, StartError};
+pub use engine::{BatchPolicy, Engine, EngineOptions, Poll, Release, StartError};
 pub use hw::discovery;
 
 use std::sync::Arc;
@@ -39,13 +40,31 @@ use std::sync::Arc;
 pub const FORCE_WRITE_ENV: &str = "MINIASYNC_DSA_FORCE_WRITE";
 /// Environment switch: `0` disables BATCH descriptors.
 pub const BATCH_ENV: &str = "MINIASYNC_DSA_BATCH";
+/// Environment variable: how long (ms) an operation waits for the device
+/// without progress before it fails; 0, garbage or unset: the default
+/// (5000).
+pub const TIMEOUT_ENV: &str = "MINIASYNC_DSA_TIMEOUT_MS";
+/// Largest accepted `MINIASYNC_DSA_TIMEOUT_MS`: one day.
+const MAX_TIMEOUT_MS: u64 = 86_400_000;
 
 impl EngineOptions {
-    /// Defaults adjusted by `MINIASYNC_DSA_BATCH`.
+    /// Defaults adjusted by `MINIASYNC_DSA_BATCH` and
+    /// `MINIASYNC_DSA_TIMEOUT_MS`.
     pub fn from_env() -> EngineOptions {
+        EngineOptions::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Same with an explicit lookup (tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> EngineOptions {
         let mut o = EngineOptions::default();
-        if std::env::var(BATCH_ENV).is_ok_and(|v| v.trim() == "0") {
+        if get(BATCH_ENV).is_some_and(|v| v.trim() == "0") {
             o.batch = BatchPolicy::Off;
+        }
+        if let Some(ms) = get(TIMEOUT_ENV)
+            .and_then(|v| discovery::parse_u64(&v))
+            .filter(|&ms| ms > 0)
+        {
+            o.timeout = std::time::Duration::from_millis(ms.min(MAX_TIMEOUT_MS));
         }
         o
     }
@@ -74,6 +93,7 @@ pub fn open_from_env(opts: EngineOptions) -> Result<Engine, String> {
                 if let Some(note) = cfg.fault_note() {
                     crate::log::warn(&note);
                 }
+                let p = p.watching(&paths.sysfs, &cfg.name);
                 return Ok(Engine::new(cfg, Arc::new(p), opts));
             }
             Err(e) => why.push(format!("{}: {}: {e}", cfg.name, cfg.dev_node.display())),

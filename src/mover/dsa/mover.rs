@@ -5,12 +5,14 @@
 //! - HARDWARE sends every operation to the work queue (queued when the WQ
 //!   is full). What the device cannot run at all (an overlapping move
 //!   without GENCAP overlap support, an opcode the WQ does not enable) runs
-//!   on the CPU; a device error or an unrecoverable fault completes the
-//!   future with `VDM_ERROR_JOB_CORRUPTED`.
+//!   on the CPU; a device error, an unrecoverable fault, a stopped device
+//!   or a timeout completes the future with `VDM_ERROR_JOB_CORRUPTED`.
 //! - AUTO uses the device when there is one, the operation has at least
 //!   `MINIASYNC_DSA_THRESHOLD` bytes (default 64 KiB) and the WQ has room;
 //!   otherwise the CPU. Whatever the device could not finish (page fault it
-//!   cannot resolve, device error) is finished on the CPU.
+//!   cannot resolve, device error, device stopped) is finished on the CPU;
+//!   not after a timeout with the device still enabled, which may still
+//!   write (`VDM_ERROR_JOB_CORRUPTED`).
 //!
 //! Device-path futures report `FUTURE_NOTIFIER_POLLER` with the engine's
 //! monitor word (valid until `op_delete`); CPU-path futures report
@@ -22,7 +24,9 @@
 //!
 //! Each operation has one record, taken from the mover's pool (bounded by
 //! `MINIASYNC_MAX_OPS`, as for every mover); its device state (completion
-//! record, progress) is the [`DeviceOp`] inside it.
+//! record, progress) is the [`DeviceOp`] inside it. A record the engine
+//! quarantined (the device may still write it) never goes back to the
+//! pool, and a mover deleted with one keeps its pool for good.
 
 use core::cell::UnsafeCell;
 use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
@@ -30,7 +34,7 @@ use std::sync::{Arc, Mutex};
 
 use super::engine::DeviceOp;
 use super::engine::FailReason;
-use super::{Engine, EngineOptions, Poll, Remainder, StartError};
+use super::{Engine, EngineOptions, Poll, Release, Remainder, StartError};
 use crate::abi::{data_mover_dml_type, future_state, vdm, vdm_operation_result};
 use crate::ffi::view::{Notifier, RawEnum};
 use crate::mover::stats::{Counter, Kind, MoverStats, QueueInfo};
@@ -163,6 +167,9 @@ pub struct DsaMover {
     threshold: usize,
     pool: Pool<DsaOp>,
     pub stats: MoverStats,
+    /// Records kept out of the pool for ever: their operations timed out
+    /// while the device might still write them.
+    quarantined: AtomicU32,
 }
 
 /// Why a mover could not be made.
@@ -228,6 +235,7 @@ impl DsaMover {
             threshold,
             pool: Pool::new(capacity),
             stats: MoverStats::new(Kind::Dsa, Some(path.name()), queue),
+            quarantined: AtomicU32::new(0),
         });
         m.stats.register();
         Ok(m)
@@ -242,6 +250,12 @@ impl DsaMover {
     #[cfg(test)]
     pub fn outstanding(&self) -> u32 {
         self.pool.outstanding()
+    }
+
+    /// Records quarantined by `op_delete` (for tests).
+    #[cfg(test)]
+    pub fn quarantined(&self) -> u32 {
+        self.quarantined.load(Ordering::Relaxed)
     }
 }
 
@@ -311,8 +325,15 @@ impl Mover for DsaMover {
                     self.finish(op, vdm_operation_result::VDM_ERROR_JOB_CORRUPTED);
                     return true;
                 }
-                // Busy (AUTO) and Unsupported (any path): the CPU.
+                // HARDWARE runs on the device only.
+                Err(StartError::Stopped) if self.path == Path::Hardware => {
+                    self.stats.add(Counter::Errors, 1);
+                    self.finish(op, vdm_operation_result::VDM_ERROR_JOB_CORRUPTED);
+                    return true;
+                }
+                // Busy and Stopped (AUTO), Unsupported (any path): the CPU.
                 Err(StartError::Busy) => self.stats.add(Counter::FallbackBusy, 1),
+                Err(StartError::Stopped) => self.stats.add(Counter::FallbackHalted, 1),
                 Err(StartError::Unsupported) => self.stats.add(Counter::FallbackUnsupported, 1),
             }
         }
@@ -366,14 +387,18 @@ impl Mover for DsaMover {
                         FailReason::Unresolvable { .. } | FailReason::FaultLoop { .. } => {
                             Counter::FallbackFault
                         }
+                        FailReason::DeviceStopped => Counter::FallbackHalted,
                         _ => Counter::FallbackError,
                     },
                     1,
                 );
                 vdm_operation_result::VDM_SUCCESS
             }
-            Poll::Failed(_) => {
+            Poll::Failed(f) => {
                 self.stats.add(Counter::Errors, 1);
+                if matches!(f.reason, FailReason::TimedOut { .. }) {
+                    self.stats.add(Counter::Timeouts, 1);
+                }
                 vdm_operation_result::VDM_ERROR_JOB_CORRUPTED
             }
         };
@@ -388,14 +413,20 @@ impl Mover for DsaMover {
             ST_DONE => result_of(op.result.load(Ordering::Relaxed)),
             _ => vdm_operation_result::VDM_ERROR_JOB_CORRUPTED,
         };
-        if let Some(e) = self.engine.as_ref() {
+        let released = match self.engine.as_ref() {
             // SAFETY: the record is this mover's, used by this thread only;
             // releasing an unused record does nothing.
-            unsafe { e.release_op(&op.dev) };
-        }
+            Some(e) => unsafe { e.release_op(&op.dev) },
+            None => Release::Reusable,
+        };
         op.state.store(ST_IDLE, Ordering::Relaxed);
-        // SAFETY: caller's contract: a live record, not used afterwards.
-        unsafe { self.pool.free(op) };
+        match released {
+            // SAFETY: caller's contract: a live record, not used afterwards.
+            Release::Reusable => unsafe { self.pool.free(op) },
+            Release::Quarantined => {
+                self.quarantined.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         result
     }
 }
@@ -403,20 +434,32 @@ impl Mover for DsaMover {
 impl Drop for DsaMover {
     /// Futures should be complete before their mover is deleted; those that
     /// are not may still have descriptors in the device, which writes their
-    /// records. Wait for each (the engine drives it to its end), then let
-    /// every reclaim scan that may hold a record's address finish, and only
-    /// then free the records.
+    /// records. Wait for them (the engine drives each to its end; one
+    /// timeout without progress for all of them together), then let every
+    /// reclaim scan that may hold a record's address finish, and only then
+    /// free the records. If any record is quarantined (the device may still
+    /// write it), the pool is kept for the life of the process instead.
     fn drop(&mut self) {
         self.stats.unregister();
-        let Some(e) = self.engine.as_ref() else {
+        let Some(e) = self.engine.clone() else {
             return;
         };
-        self.pool.for_each(|op| {
-            // SAFETY: `&mut self`: no thread polls this mover's futures
-            // any more, so this thread has exclusive use of every record.
-            unsafe { e.release_op(&op.dev) };
-        });
+        let mut recs = Vec::new();
+        self.pool.for_each(|op| recs.push(&op.dev));
+        // SAFETY: `&mut self`: no thread polls this mover's futures any
+        // more, so this thread has exclusive use of every record.
+        let quarantined = unsafe { e.release_all(&recs) };
+        drop(recs);
         e.quiesce();
+        if quarantined > 0 {
+            let bytes = self.pool.keep_forever();
+            crate::log::warn(&format!(
+                "DSA mover deleted with {quarantined} quarantined operation records \
+                 (kept from reuse: the device might still write them): its {} KiB of \
+                 records are kept for the life of the process",
+                bytes.div_ceil(1024)
+            ));
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use super::engine::{DeviceOp, Engine, EngineOptions, Poll, StartError};
+use super::engine::{DeviceOp, Engine, EngineOptions, Poll, Release, StartError};
 use crate::mover::dsa::emu::{EmuConfig, EmuDevice};
 use crate::mover::Op;
 
@@ -87,7 +87,12 @@ impl Drop for OpHandle {
     fn drop(&mut self) {
         // SAFETY: see the `Send` impl; releasing an unused record does
         // nothing.
-        unsafe { (*self.engine).release_op(&self.rec) };
+        let r = unsafe { (*self.engine).release_op(&self.rec) };
+        if r == Release::Quarantined {
+            // The device may still write the record: never free it.
+            let rec = core::mem::replace(&mut self.rec, Box::new(DeviceOp::default()));
+            Box::leak(rec);
+        }
     }
 }
 

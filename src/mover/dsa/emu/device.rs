@@ -16,12 +16,14 @@ use crossbeam_queue::ArrayQueue;
 #[cfg(test)]
 use super::exec::Forced;
 use super::exec::{self, Rng};
+use super::late::LateWriter;
 use super::{EmuConfig, Stall};
 #[cfg(test)]
 use crate::mover::dsa::hw::discovery::WqConfig;
 use crate::mover::dsa::hw::discovery::WqMode;
 use crate::mover::dsa::hw::{
-    opcode, submit_write, Descriptor, Method, Portal, PortalError, Submitted, PASID_RESERVED_MASK,
+    opcode, submit_write, Descriptor, DeviceState, Method, Portal, PortalError, Submitted,
+    PASID_RESERVED_MASK,
 };
 use crate::sync::{backoff, Backoff, EventCount};
 
@@ -79,6 +81,10 @@ pub struct EmuStats {
     pub faults_injected: u64,
     pub faults_nonresident: u64,
     pub validation_errors: u64,
+    /// Records never written (LOSE_RATE, or dropped by a halt).
+    pub lost: u64,
+    /// Records handed to the late writer (LATE_RATE).
+    pub late: u64,
 }
 
 pub(crate) struct Queued {
@@ -101,6 +107,10 @@ pub enum Count {
     FaultInjected,
     FaultNonresident,
     ValidationError,
+    /// A record that will never be written.
+    Lost,
+    /// A record that will be written late.
+    Late,
 }
 
 /// The emulator's counters, for the tests ([`EmuDevice::stats`]). Outside
@@ -118,6 +128,8 @@ pub struct Tally {
     faults_injected: AtomicU64,
     faults_nonresident: AtomicU64,
     validation_errors: AtomicU64,
+    lost: AtomicU64,
+    late: AtomicU64,
 }
 
 #[cfg(test)]
@@ -132,6 +144,8 @@ impl Tally {
             Count::FaultInjected => (&self.faults_injected, true),
             Count::FaultNonresident => (&self.faults_nonresident, true),
             Count::ValidationError => (&self.validation_errors, true),
+            Count::Lost => (&self.lost, true),
+            Count::Late => (&self.late, true),
         };
         if add {
             a.fetch_add(1, Ordering::SeqCst);
@@ -167,6 +181,8 @@ impl Tally {
             faults_injected: r(&self.faults_injected),
             faults_nonresident: r(&self.faults_nonresident),
             validation_errors: r(&self.validation_errors),
+            lost: r(&self.lost),
+            late: r(&self.late),
         }
     }
 }
@@ -206,6 +222,16 @@ pub(crate) struct Shared {
     forced_n: AtomicUsize,
     stalled: AtomicBool,
     shutdown: AtomicBool,
+    /// Set by the engine that takes descriptor HALT_AFTER + 1: from then
+    /// on no engine starts a descriptor or writes a record.
+    pub halting: AtomicBool,
+    /// Published once halting and no engine touches memory any more: what
+    /// sysfs `state` (`halted`) reports.
+    halted: AtomicBool,
+    /// The SWERROR register is valid (what `poll(2)` reports).
+    swerr: AtomicBool,
+    /// The kernel thread that writes late records (LATE_RATE > 0).
+    pub late: Option<LateWriter>,
     /// Idle engines park here; submissions and state changes notify it.
     ev: EventCount,
     epoch: Instant,
@@ -220,6 +246,7 @@ impl Shared {
     }
 
     pub fn sw_error(&self, kind: SwErrorKind, d: &Descriptor) {
+        self.swerr.store(true, Ordering::Release);
         #[cfg(test)]
         {
             let mut e = self.swerror.lock().unwrap_or_else(|p| p.into_inner());
@@ -347,6 +374,10 @@ impl EmuDevice {
             forced_n: AtomicUsize::new(0),
             stalled: AtomicBool::new(cfg.stall == Stall::Manual),
             shutdown: AtomicBool::new(false),
+            halting: AtomicBool::new(false),
+            halted: AtomicBool::new(false),
+            swerr: AtomicBool::new(false),
+            late: (cfg.late_rate > 0.0).then(LateWriter::new),
             ev: EventCount::new(),
             epoch: Instant::now(),
             last_submit_us: AtomicU64::new(0),
@@ -388,6 +419,12 @@ impl EmuDevice {
     pub fn outstanding(&self) -> u64 {
         let s = self.stats();
         s.accepted - s.completed
+    }
+
+    /// Whether the device halted (HALT_AFTER), as its sysfs `state` says.
+    #[cfg(test)]
+    pub fn halted(&self) -> bool {
+        self.sh.halted.load(Ordering::Acquire)
     }
 
     /// Descriptors waiting in the queue.
@@ -482,6 +519,10 @@ impl EmuDevice {
     fn enqueue(&self, desc: &Descriptor) -> Submitted {
         let s = &self.sh;
         let mut d = *desc;
+        if s.halting.load(Ordering::SeqCst) {
+            // A halted device takes nothing: the descriptor vanishes.
+            return Submitted::Accepted;
+        }
         if s.cfg.stall == Stall::UntilFull {
             s.last_submit_us.store(s.now_us(), Ordering::Relaxed);
         }
@@ -529,6 +570,19 @@ impl Portal for EmuDevice {
             Method::Emulated
         }
     }
+
+    /// From the model: `halted` once HALT_AFTER struck (published only
+    /// when no engine touches memory any more), an error while the
+    /// SWERROR register is valid.
+    fn device_state(&self) -> DeviceState {
+        if self.sh.halted.load(Ordering::Acquire) {
+            DeviceState::Stopped("emulated dsa0 is halted".to_string())
+        } else if self.sh.swerr.load(Ordering::Acquire) {
+            DeviceState::Error
+        } else {
+            DeviceState::Running
+        }
+    }
 }
 
 fn engine_loop(sh: &Shared, e: usize) {
@@ -557,6 +611,13 @@ fn engine_loop(sh: &Shared, e: usize) {
         match job {
             Some((q, seq)) => {
                 idle.reset();
+                if sh.cfg.halt_after.is_some_and(|n| seq > n) {
+                    sh.current[e].store(IDLE, Ordering::SeqCst);
+                    halt(sh, e);
+                    sh.tally.note(Count::Lost);
+                    sh.finished();
+                    continue;
+                }
                 exec::run_top(sh, e, seq, &q.desc, &mut rng, &mut scratch);
                 sh.current[e].store(IDLE, Ordering::SeqCst);
             }
@@ -569,11 +630,40 @@ fn engine_loop(sh: &Shared, e: usize) {
     }
 }
 
+/// The device halts (HALT_AFTER): nothing queued or submitted from now
+/// on runs, no engine writes a record any more, and once no engine other
+/// than `me` (whose descriptor is dropped) touches memory, the state reads
+/// `halted` and the SWERROR register is valid.
+fn halt(sh: &Shared, me: usize) {
+    if sh.halting.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    while sh.queue.pop().is_some() {
+        sh.tally.note(Count::Lost);
+        sh.finished();
+    }
+    let mut wait = Backoff::new(0, backoff::FOREVER);
+    while sh
+        .current
+        .iter()
+        .enumerate()
+        .any(|(i, c)| i != me && c.load(Ordering::SeqCst) != IDLE)
+    {
+        wait.snooze();
+    }
+    sh.swerr.store(true, Ordering::Release);
+    sh.halted.store(true, Ordering::Release);
+    crate::log::warn("emulated DSA: the device halted (MINIASYNC_DSA_EMULATE_HALT_AFTER)");
+}
+
 /// Wait until every engine other than `me` has finished all descriptors
-/// popped before sequence number `seq` (DRAIN).
+/// popped before sequence number `seq` (DRAIN), or the device halts.
 pub(crate) fn wait_older(sh: &Shared, me: usize, seq: u64) {
     let mut wait = Backoff::new(0, backoff::FOREVER);
     loop {
+        if sh.halting.load(Ordering::SeqCst) {
+            return;
+        }
         let clear = sh.current.iter().enumerate().all(|(i, c)| {
             let c = c.load(Ordering::SeqCst);
             i == me || c == IDLE || c > seq

@@ -157,8 +157,18 @@ pub(crate) fn run_top(
         rng,
         scratch,
     };
+    if halting(sh) {
+        sh.tally.note(Count::Lost);
+        sh.finished();
+        return;
+    }
     let r = execute(&mut cx, d, false);
     write_cr(&mut cx, d, r, true);
+}
+
+/// Whether the device is halting: nothing starts, no record is written.
+fn halting(sh: &Shared) -> bool {
+    sh.halting.load(Ordering::SeqCst)
 }
 
 fn rec(st: u8) -> CompletionRecord {
@@ -356,7 +366,7 @@ fn data_op(cx: &mut Ctx<'_>, d: &Descriptor, forced: Option<Forced>) -> Completi
         Some((o, _)) if desc => (o + 1, len),
         Some((o, _)) => (0, o),
     };
-    if hi > lo {
+    if hi > lo && !halting(cx.sh) {
         // SAFETY: the submitter of the descriptor vouched (Portal::submit)
         // that its operands are valid for the opcode's accesses until the
         // record is written; [lo, hi) lies inside them.
@@ -421,6 +431,10 @@ fn batch(cx: &mut Ctx<'_>, d: &Descriptor, forced: Option<Forced>) -> Completion
     let n = d.xfer_size;
     let mut failed = false;
     for i in 0..n {
+        if halting(cx.sh) {
+            // No element starts, no record is written any more.
+            return rec(status::BATCH_FAIL);
+        }
         let ea = d.src + 64 * u64::from(i);
         let list_fault = match forced.and_then(Forced::list_fault) {
             Some(k) => i >= k,
@@ -489,6 +503,29 @@ fn write_cr(cx: &mut Ctx<'_>, d: &Descriptor, mut r: CompletionRecord, top: bool
         }
         return;
     };
+    if halting(cx.sh) {
+        if top {
+            cx.sh.tally.note(Count::Lost);
+            cx.sh.finished();
+        }
+        return;
+    }
+    if top && cx.rng.chance(cx.sh.cfg.lose_rate) {
+        cx.sh.tally.note(Count::Lost);
+        cx.sh.finished();
+        return;
+    }
+    if let Some(late) = cx.sh.late.as_ref().filter(|_| top) {
+        if cx.rng.chance(cx.sh.cfg.late_rate) {
+            cx.sh.tally.note(Count::Late);
+            cx.sh.finished();
+            // SAFETY: aligned and mapped (checked above); the submitter
+            // vouched that the record stays allocated, and is accessed
+            // only atomically, until it is written.
+            unsafe { late.push(addr, r, std::time::Duration::from_micros(cx.sh.cfg.late_us)) };
+            return;
+        }
+    }
     if cx.sh.cfg.hostile_cr {
         let garbage = CompletionRecord {
             result: 0xee,

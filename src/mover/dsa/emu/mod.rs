@@ -41,10 +41,25 @@
 //! | `MINIASYNC_DSA_EMULATE_HOSTILE` | 0 | `1`: completion records written slowly, garbage first |
 //! | `MINIASYNC_DSA_EMULATE_SEED` | 1 | random seed |
 //! | `MINIASYNC_DSA_EMULATE_STRICT` | 1 | `1`: a dropped descriptor aborts the process |
+//! | `MINIASYNC_DSA_EMULATE_HALT_AFTER` | unset | the device halts when it takes descriptor N+1: no more records, its `state` reads `halted`, `poll(2)` reports the error |
+//! | `MINIASYNC_DSA_EMULATE_LOSE_RATE` | 0 | probability (0..=1) that a descriptor's record is never written (the device stays enabled) |
+//! | `MINIASYNC_DSA_EMULATE_LATE_RATE` | 0 | probability (0..=1) that a descriptor's record is written late by another thread (DSA 2.0: the kernel writes a record that faulted) |
+//! | `MINIASYNC_DSA_EMULATE_LATE_US` | 100000 | how late (µs) |
+//!
+//! HALT_AFTER counts the descriptors the engines take from the queue (a
+//! batch is one). A halt is published only once no engine touches memory
+//! any more: every descriptor in the queue, and every one submitted later,
+//! vanishes without a record, and what an engine was executing at that
+//! moment gets no record either. LOSE_RATE and LATE_RATE apply to the
+//! records of descriptors taken from the queue (work descriptors and
+//! batch descriptors, not the elements inside a batch); a lost or late
+//! record's descriptor has done its work (the record alone is missing or
+//! late, as when the DSA 2.0 kernel handles a completion-record fault).
 
 mod device;
 mod exec;
 mod kernel;
+mod late;
 pub mod sysfs;
 
 pub use device::EmuDevice;
@@ -116,6 +131,14 @@ pub struct EmuConfig {
     /// Abort the process on a dropped descriptor (a driver bug that would
     /// otherwise hang it).
     pub strict: bool,
+    /// Halt when an engine takes descriptor `n + 1`.
+    pub halt_after: Option<u64>,
+    /// Probability that a record is never written.
+    pub lose_rate: f64,
+    /// Probability that a record is written `late_us` late, from another
+    /// thread.
+    pub late_rate: f64,
+    pub late_us: u64,
 }
 
 impl Default for EmuConfig {
@@ -140,6 +163,10 @@ impl Default for EmuConfig {
             hostile_cr: false,
             seed: 1,
             strict: false,
+            halt_after: None,
+            lose_rate: 0.0,
+            late_rate: 0.0,
+            late_us: 100_000,
         }
     }
 }
@@ -203,12 +230,17 @@ impl EmuConfig {
         if let Some(x) = n("VERSION") {
             c.version = x as u32;
         }
-        if let Some(r) = v("FAULT_RATE").and_then(|s| s.parse::<f64>().ok()) {
-            c.fault_rate = if r.is_finite() {
-                r.clamp(0.0, 1.0)
-            } else {
-                0.0
-            };
+        let rate = |k: &str| {
+            v(k).and_then(|s| s.parse::<f64>().ok()).map(|r| {
+                if r.is_finite() {
+                    r.clamp(0.0, 1.0)
+                } else {
+                    0.0
+                }
+            })
+        };
+        if let Some(r) = rate("FAULT_RATE") {
+            c.fault_rate = r;
         }
         if let Some(d) = n("DELAY_US") {
             c.max_delay_us = d.min(1_000_000) as u32;
@@ -234,6 +266,16 @@ impl EmuConfig {
         }
         if v("STRICT").as_deref() == Some("0") {
             c.strict = false;
+        }
+        c.halt_after = n("HALT_AFTER");
+        if let Some(r) = rate("LOSE_RATE") {
+            c.lose_rate = r;
+        }
+        if let Some(r) = rate("LATE_RATE") {
+            c.late_rate = r;
+        }
+        if let Some(us) = n("LATE_US") {
+            c.late_us = us.min(60_000_000);
         }
         c
     }

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use super::*;
 use crate::mover::dsa::engine::fault::{page_size, Untouched};
 use crate::mover::dsa::hw::{
-    flag, gencap, status, CompletionRecord, CrCell, Descriptor, Portal, PortalError, Submitted,
+    flag, gencap, status, CompletionRecord, CrCell, Descriptor, DeviceState, Portal, PortalError,
+    Submitted,
 };
 use crate::mover::dsa::testutil::pattern;
 
@@ -62,6 +63,10 @@ fn config_from_environment_lookup() {
             "STRICT" => "0",
             "KERNEL" => " 5.15 ",
             "RAWIO" => "1",
+            "HALT_AFTER" => "5",
+            "LOSE_RATE" => "0.5",
+            "LATE_RATE" => "nan",
+            "LATE_US" => "99999999999",
             _ => return None,
         };
         Some(v.to_string())
@@ -85,6 +90,11 @@ fn config_from_environment_lookup() {
     for k in Kernel::ALL {
         assert_eq!(Kernel::parse(&k.to_string()), Some(k));
     }
+    assert_eq!(c.halt_after, Some(5));
+    assert_eq!(
+        (c.lose_rate, c.late_rate, c.late_us),
+        (0.5, 0.0, 60_000_000)
+    );
     let w = c.wq_config();
     assert_eq!((w.mode, w.size, w.threshold), (WqMode::Shared, 64, 64));
     assert!(!w.batch_supported());
@@ -581,4 +591,113 @@ fn stall_until_full_mode_still_completes() {
         std::thread::yield_now();
     }
     assert_eq!(d.stats().max_occupancy, 3);
+}
+
+/// Spins until `done`, failing the test after 60 s instead of hanging.
+fn until(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: never happened"
+        );
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn halt_after_n_descriptors_writes_no_more_records_and_reports_halted() {
+    let d = dev(EmuConfig {
+        halt_after: Some(3),
+        ..Default::default()
+    });
+    let crs: Vec<CrCell> = (0..6).map(|_| CrCell::default()).collect();
+    for c in &crs[..3] {
+        assert_eq!(run(&d, &Descriptor::noop(c.addr())).status, status::SUCCESS);
+    }
+    assert_eq!(d.device_state(), DeviceState::Running);
+    for c in &crs[3..5] {
+        // SAFETY: NOOPs touch only their records, which outlive the device.
+        let r = unsafe { d.submit(&Descriptor::noop(c.addr())) };
+        assert_eq!(r, Ok(Submitted::Accepted));
+    }
+    until("halt", || d.halted());
+    assert!(matches!(d.device_state(), DeviceState::Stopped(s) if s.contains("halted")));
+    let src = pattern(4096, 3);
+    let mut dst = vec![0u8; 4096];
+    let m = Descriptor::memmove(
+        dst.as_mut_ptr() as u64,
+        src.as_ptr() as u64,
+        4096,
+        crs[5].addr(),
+        flags(),
+    );
+    // SAFETY: live buffers and record, kept past the device's drop.
+    assert_eq!(unsafe { d.submit(&m) }, Ok(Submitted::Accepted));
+    until("idle", || d.outstanding() == 0);
+    drop(d);
+    assert!(
+        crs[3..].iter().all(|c| c.status() == 0),
+        "no record after the halt"
+    );
+    assert!(dst.iter().all(|&b| b == 0), "a halted device moves nothing");
+}
+
+#[test]
+fn lose_rate_one_does_the_work_and_writes_no_record() {
+    let d = dev(EmuConfig {
+        lose_rate: 1.0,
+        ..Default::default()
+    });
+    let cr = CrCell::default();
+    let src = pattern(5000, 4);
+    let mut dst = vec![0u8; 5000];
+    let m = Descriptor::memmove(
+        dst.as_mut_ptr() as u64,
+        src.as_ptr() as u64,
+        5000,
+        cr.addr(),
+        flags(),
+    );
+    // SAFETY: live buffers and record, kept past the device's drop.
+    assert_eq!(unsafe { d.submit(&m) }, Ok(Submitted::Accepted));
+    until("finished", || d.outstanding() == 0);
+    drop(d);
+    assert_eq!(cr.status(), 0, "the record never comes");
+    assert!(dst == src, "the work was done");
+}
+
+#[test]
+fn late_records_are_written_later_by_another_thread() {
+    let d = dev(EmuConfig {
+        late_rate: 1.0,
+        late_us: 20_000,
+        hostile_cr: true,
+        ..Default::default()
+    });
+    let cr = CrCell::default();
+    let src = pattern(5000, 5);
+    let mut dst = vec![0u8; 5000];
+    let m = Descriptor::memmove(
+        dst.as_mut_ptr() as u64,
+        src.as_ptr() as u64,
+        5000,
+        cr.addr(),
+        flags(),
+    );
+    // SAFETY: live buffers and record, kept until the record is written.
+    assert_eq!(unsafe { d.submit(&m) }, Ok(Submitted::Accepted));
+    until("finished", || d.outstanding() == 0);
+    assert_eq!(d.stats().late, 1);
+    until("late record", || cr.status() != 0);
+    let r = cr.snapshot();
+    assert_eq!(
+        r,
+        CompletionRecord {
+            status: status::SUCCESS,
+            ..Default::default()
+        }
+    );
+    assert!(dst == src);
+    assert_eq!(d.device_state(), DeviceState::Running);
 }

@@ -109,6 +109,13 @@ impl BatchRec {
     pub fn gen(&self) -> u32 {
         self.load().gen
     }
+
+    /// Whether generation `gen` of this batch is in the device (submitted
+    /// and not yet retired).
+    pub fn in_device(&self, gen: u32) -> bool {
+        let st = self.load();
+        st.gen == gen && st.phase == SUBMITTED
+    }
 }
 
 /// The pool of batch records and the currently open batch.
@@ -322,7 +329,7 @@ impl Engine {
     pub(super) fn try_submit_batch(&self, b: u32, gen: u32) {
         let rec = &self.batches.recs[b as usize];
         let st = rec.load();
-        if st.gen != gen || !(st.phase == OPEN || st.phase == SEALED) {
+        if st.gen != gen || !(st.phase == OPEN || st.phase == SEALED) || self.stopped() {
             return;
         }
         // The batch record is zero here (cleared when the batch opened or

@@ -28,10 +28,9 @@
 //! resume) and this file (the [`Engine`] itself: options, capabilities,
 //! counters, construction and teardown).
 
-#[cfg(test)]
-use std::sync::atomic::AtomicU64;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use crate::mover::dsa::hw::discovery::{WqConfig, WqMode};
 use crate::mover::dsa::hw::{opcode, Method, Portal};
@@ -44,6 +43,7 @@ pub mod batch;
 pub mod fault;
 pub mod op;
 mod reclaim;
+mod timeout;
 
 /// When to use BATCH descriptors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,7 +63,13 @@ pub struct EngineOptions {
     /// Consecutive page faults at the same address with no progress
     /// before an operation fails.
     pub fault_retries: u32,
+    /// How long an operation waits without progress (no completion
+    /// record, no WQ credit) before it fails (`MINIASYNC_DSA_TIMEOUT_MS`).
+    pub timeout: Duration,
 }
+
+/// Default [`EngineOptions::timeout`].
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Default for EngineOptions {
     fn default() -> Self {
@@ -71,6 +77,7 @@ impl Default for EngineOptions {
             batch: BatchPolicy::WhenBusy,
             batch_elements: 32,
             fault_retries: 64,
+            timeout: DEFAULT_TIMEOUT,
         }
     }
 }
@@ -85,6 +92,9 @@ pub enum StartError {
     Invalid,
     /// No credit free and queueing was not requested.
     Busy,
+    /// The device stopped (halted, or the device or WQ disabled): nothing
+    /// is submitted to it any more.
+    Stopped,
 }
 
 /// Why an operation failed.
@@ -101,6 +111,14 @@ pub enum FailReason {
     Inconsistent,
     /// The portal refused the descriptor (errno of `write(2)`).
     Submit(i32),
+    /// No progress for [`EngineOptions::timeout`] while the device stayed
+    /// enabled. With `in_device`, a descriptor of the operation may still
+    /// be in the device, which may still write its destination and its
+    /// record: the record is quarantined (see [`Release`]).
+    TimedOut { in_device: bool },
+    /// The device stopped (halted, or the device or WQ disabled) before
+    /// the operation ended: it writes nothing any more.
+    DeviceStopped,
 }
 
 /// A failed operation: why, and exactly what is left to do.
@@ -122,8 +140,23 @@ impl Failure {
     pub fn cpu_can_finish(&self) -> bool {
         let overlapping = self.remaining.ops().any(|o| o.overlaps());
         let unreachable = matches!(self.reason, FailReason::Unresolvable { .. });
-        !(unreachable || self.partial && overlapping)
+        // The device may still write: the CPU would race it.
+        let racing = matches!(self.reason, FailReason::TimedOut { in_device: true });
+        !(unreachable || racing || self.partial && overlapping)
     }
+}
+
+/// What [`Engine::release_op`] did with a record.
+#[must_use]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Release {
+    /// The engine is done with it: it may be started again or freed
+    /// (after [`Engine::quiesce`]).
+    Reusable,
+    /// Its operation timed out while a descriptor of it may still be in
+    /// the device, which may write the record at any time: it must never
+    /// be reused nor freed (a bounded, deliberate leak).
+    Quarantined,
 }
 
 /// The state of an operation.
@@ -158,6 +191,10 @@ pub struct Stats {
     pub batched_ops: u64,
     pub faults_resolved: u64,
     pub busy: u64,
+    /// Operations failed by the timeout or a stopped device.
+    pub timeouts: u64,
+    /// Records quarantined.
+    pub quarantined: u64,
 }
 
 #[cfg(test)]
@@ -185,6 +222,18 @@ pub struct Engine {
     /// Fixed at construction: the configuration and the portal's method
     /// do not change.
     caps: Caps,
+    /// Operations failed by the timeout or a stopped device, and records
+    /// quarantined (slow path only; for the log and the tests).
+    timeouts: AtomicU64,
+    quarantined: AtomicU64,
+    /// The device is known to have stopped: nothing is submitted to it any
+    /// more (`timeout.rs`).
+    stopped: AtomicBool,
+    /// When the device's state was last asked (ms since `epoch`).
+    state_at: AtomicU64,
+    epoch: Instant,
+    /// What was logged once (`timeout.rs`).
+    said: AtomicU8,
     #[cfg(test)]
     n: Counters,
 }
@@ -221,6 +270,12 @@ impl Engine {
             batches: Batches::new(nbatches, elements.max(2)),
             batching: AtomicBool::new(batching),
             caps,
+            timeouts: AtomicU64::new(0),
+            quarantined: AtomicU64::new(0),
+            stopped: AtomicBool::new(false),
+            state_at: AtomicU64::new(0),
+            epoch: Instant::now(),
+            said: AtomicU8::new(0),
             #[cfg(test)]
             n: Counters::default(),
             cfg,
@@ -258,6 +313,8 @@ impl Engine {
             batched_ops: r(&self.n.batched_ops),
             faults_resolved: r(&self.n.faults_resolved),
             busy: r(&self.n.busy),
+            timeouts: r(&self.timeouts),
+            quarantined: r(&self.quarantined),
         }
     }
 
@@ -271,16 +328,22 @@ impl Engine {
 
 impl Drop for Engine {
     /// Completion records and batch lists may still be written or read by
-    /// the device: wait until every credit came back. If the device never
-    /// answers, leak the tables rather than free memory it may write.
+    /// the device: wait until every credit came back, for as long as the
+    /// device makes progress (the timeout, restarted by every credit
+    /// returned). If the device stops answering (or stopped), leak the
+    /// tables rather than free memory it may write.
     fn drop(&mut self) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut since = Instant::now();
+        let mut seen = self.credits.returned();
         while self.credits.in_use() > 0 {
             self.reclaim();
             if self.credits.in_use() == 0 {
                 break;
             }
-            if std::time::Instant::now() > deadline {
+            let returned = self.credits.returned();
+            if returned != seen {
+                (since, seen) = (Instant::now(), returned);
+            } else if self.stopped() || since.elapsed() > self.opts.timeout {
                 crate::log::warn(&format!(
                     "DSA {}: {} descriptors never completed; leaking their memory",
                     self.cfg.name,

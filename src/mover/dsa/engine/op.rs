@@ -29,6 +29,13 @@
 //! 6. **Release** ([`Engine::release_op`]): a running operation is driven
 //!    to its end (`wait_op`), then the record may be started again.
 //!
+//! Every wait is bounded (`timeout.rs`): a poll that finds nothing new
+//! counts itself, and every [`CHECK_EVERY`](super::timeout::CHECK_EVERY)th
+//! such poll consults the clock; after the engine's timeout without
+//! progress, or once the device is known to have stopped, the operation
+//! fails, and a record the device may still write is quarantined (never
+//! reused: [`Release::Quarantined`]).
+//!
 //! After the life come its two tools: the pieces ([`Progress`]) and the
 //! credit pool ([`Credits`]).
 //!
@@ -72,7 +79,7 @@ use super::super::hw::{
     data_flags, flush_flags, opcode, status, CompletionRecord, CrCell, Descriptor, Submitted,
 };
 use super::fault;
-use super::{Caps, Engine, FailReason, Failure, Poll, StartError};
+use super::{Caps, Engine, FailReason, Failure, Poll, Release, StartError};
 
 pub use crate::mover::{Op, OpKind};
 
@@ -87,7 +94,7 @@ pub use crate::mover::{Op, OpKind};
 #[derive(Default)]
 pub struct DeviceOp {
     pub(super) cr: CrCell,
-    owned: UnsafeCell<Owned>,
+    pub(super) owned: UnsafeCell<Owned>,
 }
 
 // SAFETY: `owned` is only accessed through the engine's `*_op` methods,
@@ -104,9 +111,9 @@ impl DeviceOp {
 
 /// What the record's owner (the thread with exclusive use) keeps.
 #[derive(Default)]
-struct Owned {
+pub(super) struct Owned {
     seq: u32,
-    job: Option<Job>,
+    pub(super) job: Option<Job>,
 }
 
 /// A started operation.
@@ -116,6 +123,21 @@ pub(super) struct Job {
     pub(super) queue: bool,
     pub(super) last_fault: u64,
     pub(super) repeats: u32,
+    /// How long the current wait has lasted (`timeout.rs`).
+    pub(super) wait: Waiting,
+    /// The operation failed while a descriptor of it may still be in the
+    /// device: the record is never reused.
+    pub(super) quarantined: bool,
+}
+
+/// Polls without progress, and the clock of the current wait: started at
+/// the first check, restarted by progress.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Waiting {
+    pub(super) idle: u32,
+    pub(super) since: Option<std::time::Instant>,
+    /// Credits returned engine-wide when the clock (re)started.
+    pub(super) seen: u32,
 }
 
 /// Where an operation stands: its current piece waits for a credit, is in
@@ -182,10 +204,15 @@ impl Engine {
             queue,
             last_fault: 0,
             repeats: 0,
+            wait: Waiting::default(),
+            quarantined: false,
         });
         if trivial {
             rec.cr.clear();
             rec.cr.set_status(status::SUCCESS);
+        } else if self.stopped() {
+            owned.job = None;
+            return Err(StartError::Stopped);
         } else {
             self.submit_current(rec, owned);
             if matches!(owned.job.as_ref().map(|j| j.phase), Some(Phase::NeedSubmit)) && !queue {
@@ -214,6 +241,13 @@ impl Engine {
         };
         let d = self.build(&job.progress.piece_op(), rec.cr.addr());
         rec.cr.clear();
+        if self.stopped() {
+            // A stopped device takes nothing: the piece waits, outside the
+            // device, until its wait expires (`timeout.rs`).
+            rec.cr.set_status(status::SW_PENDING);
+            job.phase = Phase::NeedSubmit;
+            return;
+        }
         if let Some(pos) = self.acquire(tag) {
             // SAFETY: the piece lies inside the operation whose memory the
             // caller of `start_op` vouched for until the op ends; the
@@ -224,6 +258,7 @@ impl Engine {
                     #[cfg(test)]
                     self.n.descriptors.fetch_add(1, Ordering::Relaxed);
                     job.phase = Phase::InFlight { pos, tag };
+                    job.wait = Waiting::default();
                     return;
                 }
                 Ok(Submitted::Retry) => {
@@ -244,6 +279,7 @@ impl Engine {
                 #[cfg(test)]
                 self.n.batched_ops.fetch_add(1, Ordering::Relaxed);
                 job.phase = Phase::InBatch { b, gen };
+                job.wait = Waiting::default();
                 return;
             }
         }
@@ -328,13 +364,22 @@ impl Engine {
                 Phase::Failed(f) => return Poll::Failed(f),
                 Phase::NeedSubmit => {
                     self.submit_current(rec, owned);
-                    match owned.job.as_ref().map(|j| j.phase) {
-                        Some(Phase::Failed(_)) => continue,
+                    match owned.job.as_mut() {
+                        Some(j) if matches!(j.phase, Phase::Failed(_)) => continue,
+                        Some(j) if matches!(j.phase, Phase::NeedSubmit) => {
+                            if self.overdue(j) {
+                                continue;
+                            }
+                            return Poll::Running;
+                        }
                         _ => return Poll::Running,
                     }
                 }
                 Phase::InFlight { pos, tag } => {
                     if rec.cr.status() == 0 {
+                        if self.overdue(job) {
+                            continue;
+                        }
                         return Poll::Running;
                     }
                     self.credits.release(pos, tag);
@@ -346,6 +391,9 @@ impl Engine {
                     // is retired; until then it reads SW_PENDING.
                     if !self.try_retire(b, gen) {
                         self.try_submit_batch(b, gen);
+                        if self.overdue(job) {
+                            continue;
+                        }
                         return Poll::Running;
                     }
                     let r = rec.cr.snapshot();
@@ -456,23 +504,33 @@ impl Engine {
     }
 
     /// Ends the engine's use of `rec`: a running operation is first driven
-    /// to its end (the device may still be using its memory). Afterwards
-    /// the record may be started again; to free its memory, call
-    /// [`quiesce`](Self::quiesce) first. Releasing a record that is not in
-    /// use does nothing.
+    /// to its end (the device may still be using its memory; the wait is
+    /// bounded by the timeout). Afterwards the record may be started again;
+    /// to free its memory, call [`quiesce`](Self::quiesce) first. Unless it
+    /// comes back [`Release::Quarantined`]: then it must never be started
+    /// again nor freed. Releasing a record that is not in use does nothing;
+    /// releasing a quarantined one again says so again.
     ///
     /// # Safety
     /// As for [`poll_op`](Self::poll_op), except that `rec` may also be
     /// unused.
-    pub unsafe fn release_op(&self, rec: &DeviceOp) {
+    pub unsafe fn release_op(&self, rec: &DeviceOp) -> Release {
         // SAFETY: caller's contract: exclusive use of the record.
-        if unsafe { (*rec.owned.get()).job.is_none() } {
-            return;
+        match unsafe { &(*rec.owned.get()).job } {
+            None => return Release::Reusable,
+            Some(j) if j.quarantined => return Release::Quarantined,
+            Some(_) => {}
         }
         // SAFETY: forwarded caller contract.
         let _ = unsafe { self.wait_op(rec) };
-        // SAFETY: as above; the device is done with the record.
-        unsafe { (*rec.owned.get()).job = None };
+        // SAFETY: as above.
+        let owned = unsafe { &mut *rec.owned.get() };
+        if owned.job.as_ref().is_some_and(|j| j.quarantined) {
+            return Release::Quarantined;
+        }
+        // The device is done with the record.
+        owned.job = None;
+        Release::Reusable
     }
 }
 
@@ -669,9 +727,16 @@ pub fn batch_gen(t: u64) -> u32 {
 /// A fixed set of credits.
 pub struct Credits {
     slots: Box<[AtomicU64]>,
-    free: AtomicU32,
+    /// Low 32 bits: credits free. High 32 bits: credits returned so far
+    /// (wrapping), the engine's sign of progress for waits that depend on
+    /// other operations; counted by the same atomic add that frees them.
+    free: AtomicU64,
     hint: AtomicU32,
 }
+
+/// One credit freed, one more returned.
+const RETURNED: u64 = 1 << 32 | 1;
+const FREE_MASK: u64 = 0xffff_ffff;
 
 impl Credits {
     /// `n` credits (at least 1).
@@ -679,7 +744,7 @@ impl Credits {
         let n = n.max(1);
         Credits {
             slots: (0..n).map(|_| AtomicU64::new(0)).collect(),
-            free: AtomicU32::new(n),
+            free: AtomicU64::new(u64::from(n)),
             hint: AtomicU32::new(0),
         }
     }
@@ -691,14 +756,20 @@ impl Credits {
 
     /// Credits currently held.
     pub fn in_use(&self) -> u32 {
-        self.capacity() - self.free.load(Ordering::Acquire)
+        self.capacity() - (self.free.load(Ordering::Acquire) & FREE_MASK) as u32
+    }
+
+    /// How many credits were returned so far (wrapping): a change means
+    /// some descriptor completed.
+    pub fn returned(&self) -> u32 {
+        (self.free.load(Ordering::Acquire) >> 32) as u32
     }
 
     /// Take a credit for `tag`; `None` when all are held.
     pub fn try_acquire(&self, tag: u64) -> Option<u32> {
         let mut f = self.free.load(Ordering::Acquire);
         loop {
-            if f == 0 {
+            if f & FREE_MASK == 0 {
                 return None;
             }
             match self
@@ -736,7 +807,7 @@ impl Credits {
             .compare_exchange(tag, 0, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok();
         if ok {
-            self.free.fetch_add(1, Ordering::AcqRel);
+            self.free.fetch_add(RETURNED, Ordering::AcqRel);
         }
         ok
     }
@@ -755,7 +826,7 @@ impl Credits {
     pub fn finish_claim(&self, pos: u32) {
         let prev = self.slots[pos as usize].swap(0, Ordering::AcqRel);
         debug_assert_eq!(prev, CLAIMED);
-        self.free.fetch_add(1, Ordering::AcqRel);
+        self.free.fetch_add(RETURNED, Ordering::AcqRel);
     }
 
     /// The tag held at each position (0 = free, [`CLAIMED`] = retiring).

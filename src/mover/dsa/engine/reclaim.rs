@@ -25,7 +25,8 @@ impl Engine {
                     // `DeviceOp`: its owner releases the credit before it
                     // releases the record, and frees the record only after
                     // `quiesce`, which cannot pass while this scan holds
-                    // the lock. If the credit was released and the record
+                    // the lock; a quarantined record, which keeps its
+                    // credit, is never freed. If the credit was released and the record
                     // reused since `tags()` read it, `status` reads a live
                     // record and the release below fails on the tag.
                     let rec = unsafe { &*(addr as *const DeviceOp) };

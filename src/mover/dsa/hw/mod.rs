@@ -511,6 +511,30 @@ pub trait Portal: Send + Sync {
 
     /// The submission method in use.
     fn method(&self) -> Method;
+
+    /// What the device's error channel says (DSA.md 12.3): asked only
+    /// when a completion record is overdue, never per operation. A portal
+    /// without an error channel knows nothing: [`DeviceState::Running`].
+    fn device_state(&self) -> DeviceState {
+        DeviceState::Running
+    }
+}
+
+/// The state of the device behind a portal, as far as it can be known
+/// from user space: `poll(2)` on the WQ file and the sysfs `state` files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceState {
+    /// Enabled, no error reported.
+    Running,
+    /// Enabled, but the device reported a software error (`poll(2)`
+    /// returns `POLLIN` while its SWERROR register is valid): some
+    /// descriptor may never get a record. The device still works, and may
+    /// still write any record late.
+    Error,
+    /// The device or the WQ left the `enabled` state (`halted`,
+    /// `disabled`, ...): it writes nothing any more. The text says which,
+    /// and what its state is.
+    Stopped(String),
 }
 
 /// Submits one descriptor through `write`, a `write(2)` on the WQ file:
@@ -536,6 +560,9 @@ pub struct HwPortal {
     page: Option<NonNull<u8>>,
     method: Method,
     line: AtomicUsize,
+    /// The sysfs `state` files of the device and the WQ, with their
+    /// names ([`watching`](Self::watching)); empty: not consulted.
+    state_files: Vec<(String, std::path::PathBuf)>,
 }
 
 // SAFETY: the mapping is a device portal page that only receives whole
@@ -581,6 +608,7 @@ impl HwPortal {
             page,
             method,
             line: AtomicUsize::new(0),
+            state_files: Vec::new(),
         })
     }
 
@@ -593,7 +621,26 @@ impl HwPortal {
             page: None,
             method: Method::Write,
             line: AtomicUsize::new(0),
+            state_files: Vec::new(),
         })
+    }
+
+    /// Consult `<sysfs>/dsa<m>/state` and `<sysfs>/wq<m>.<n>/state` (for
+    /// the WQ named `wq`) in [`Portal::device_state`].
+    pub fn watching(mut self, sysfs: &Path, wq: &str) -> HwPortal {
+        let dev = wq
+            .strip_prefix("wq")
+            .and_then(|r| r.split_once('.'))
+            .map(|(d, _)| format!("dsa{d}"));
+        self.state_files = dev
+            .into_iter()
+            .chain([wq.to_string()])
+            .map(|n| {
+                let p = sysfs.join(&n).join("state");
+                (n, p)
+            })
+            .collect();
+        self
     }
 
     fn next_line(&self) -> *mut u8 {
@@ -691,6 +738,39 @@ impl Portal for HwPortal {
 
     fn method(&self) -> Method {
         self.method
+    }
+
+    /// The sysfs `state` of the device and the WQ (anything but `enabled`
+    /// is stopped; `quiescing`, the kernel draining the queue, is not yet;
+    /// an unreadable file says nothing), then `poll(2)` on the WQ file:
+    /// `POLLIN` means the device's SWERROR register is valid; `POLLERR`,
+    /// `POLLHUP` or `POLLNVAL` (a file this process may no longer use)
+    /// are reported the same way.
+    fn device_state(&self) -> DeviceState {
+        let mut error = false;
+        for (name, path) in &self.state_files {
+            let Ok(text) = std::fs::read_to_string(path) else {
+                continue;
+            };
+            match text.trim() {
+                "" | "enabled" => {}
+                "quiescing" => error = true,
+                s => return DeviceState::Stopped(format!("{name} is {s}")),
+            }
+        }
+        let mut p = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; a zero timeout never blocks.
+        let n = unsafe { libc::poll(&mut p, 1, 0) };
+        let bad = libc::POLLIN | libc::POLLERR | libc::POLLHUP | libc::POLLNVAL;
+        if error || (n > 0 && p.revents & bad != 0) {
+            DeviceState::Error
+        } else {
+            DeviceState::Running
+        }
     }
 }
 

@@ -13,3 +13,4 @@ mod portal_tests;
 mod progress_tests;
 
 mod mover_tests;
+mod wait_tests;

@@ -16,7 +16,7 @@ use crate::mover::dsa::{Engine, EngineOptions};
 use crate::mover::{configured_capacity, Mover};
 use std::sync::Arc;
 
-fn blank_vdm() -> vdm {
+pub(super) fn blank_vdm() -> vdm {
     vdm {
         op_new: None,
         op_delete: None,
@@ -27,7 +27,7 @@ fn blank_vdm() -> vdm {
     }
 }
 
-fn copy(
+pub(super) fn copy(
     ty: vdm_operation_type,
     dst: *mut u8,
     src: *const u8,
@@ -47,7 +47,7 @@ fn copy(
     }
 }
 
-fn set(dst: *mut u8, c: u8, n: usize, flags: u64) -> vdm_operation {
+pub(super) fn set(dst: *mut u8, c: u8, n: usize, flags: u64) -> vdm_operation {
     let memset = vdm_operation_data_memset {
         str: dst.cast(),
         c: c.into(),
@@ -63,7 +63,7 @@ fn set(dst: *mut u8, c: u8, n: usize, flags: u64) -> vdm_operation {
 
 const NOTIFIER_NONE: u32 = future_notifier_type::FUTURE_NOTIFIER_NONE as u32;
 const NOTIFIER_POLLER: u32 = future_notifier_type::FUTURE_NOTIFIER_POLLER as u32;
-const COMPLETE: Option<future_state> = Some(future_state::FUTURE_STATE_COMPLETE);
+pub(super) const COMPLETE: Option<future_state> = Some(future_state::FUTURE_STATE_COMPLETE);
 
 // The mover is driven here through the `struct vdm` callbacks, exactly as
 // C's inline code drives it.
@@ -76,7 +76,12 @@ fn handle(op: &DsaOp) -> *mut core::ffi::c_void {
 ///
 /// # Safety
 /// `op` a live record of `m`; the operation's buffers valid.
-unsafe fn start(_m: &DsaMover, op: &DsaOp, o: &vdm_operation, n: &mut future_notifier) -> bool {
+pub(super) unsafe fn start(
+    _m: &DsaMover,
+    op: &DsaOp,
+    o: &vdm_operation,
+    n: &mut future_notifier,
+) -> bool {
     // SAFETY: caller's contract.
     unsafe { view::op_start::<DsaMover>(handle(op), o, n) == 0 }
 }
@@ -85,7 +90,7 @@ unsafe fn start(_m: &DsaMover, op: &DsaOp, o: &vdm_operation, n: &mut future_not
 ///
 /// # Safety
 /// `op` a live, started record.
-unsafe fn check(_m: &DsaMover, op: &DsaOp) -> Option<future_state> {
+pub(super) unsafe fn check(_m: &DsaMover, op: &DsaOp) -> Option<future_state> {
     // SAFETY: caller's contract.
     unsafe { view::op_check::<DsaMover>(handle(op), core::ptr::null()) }.known()
 }
@@ -94,7 +99,7 @@ unsafe fn check(_m: &DsaMover, op: &DsaOp) -> Option<future_state> {
 ///
 /// # Safety
 /// `op` a live record, not used afterwards.
-unsafe fn delete(_m: &DsaMover, op: &DsaOp, o: &vdm_operation) -> u32 {
+pub(super) unsafe fn delete(_m: &DsaMover, op: &DsaOp, o: &vdm_operation) -> u32 {
     // SAFETY: a zeroed output is a valid value to overwrite.
     let mut out: vdm_operation_output = unsafe { core::mem::zeroed() };
     // SAFETY: caller's contract.
@@ -109,7 +114,7 @@ fn notifier_used(n: &mut future_notifier) -> u32 {
         .map_or(u32::MAX, RawEnum::raw)
 }
 
-fn notifier() -> future_notifier {
+pub(super) fn notifier() -> future_notifier {
     future_notifier {
         waker: future_waker {
             data: core::ptr::null_mut(),
@@ -125,7 +130,7 @@ fn notifier() -> future_notifier {
 
 /// Start, poll to completion, delete; returns (result, notifier used,
 /// poller address set).
-fn run(m: &DsaMover, operation: &vdm_operation) -> (u32, u32, bool) {
+pub(super) fn run(m: &DsaMover, operation: &vdm_operation) -> (u32, u32, bool) {
     let op = m.new_op().unwrap();
     let mut n = notifier();
     // SAFETY: the test's buffers outlive the op, polled on this thread.
@@ -141,9 +146,9 @@ fn run(m: &DsaMover, operation: &vdm_operation) -> (u32, u32, bool) {
     (r, notifier_used(&mut n), !n.poller.ptr_to_monitor.is_null())
 }
 
-const OK: u32 = vdm_operation_result::VDM_SUCCESS as u32;
-const CORRUPTED: u32 = vdm_operation_result::VDM_ERROR_JOB_CORRUPTED as u32;
-const MEMCPY: vdm_operation_type = vdm_operation_type::VDM_OPERATION_MEMCPY;
+pub(super) const OK: u32 = vdm_operation_result::VDM_SUCCESS as u32;
+pub(super) const CORRUPTED: u32 = vdm_operation_result::VDM_ERROR_JOB_CORRUPTED as u32;
+pub(super) const MEMCPY: vdm_operation_type = vdm_operation_type::VDM_OPERATION_MEMCPY;
 const MEMMOVE: vdm_operation_type = vdm_operation_type::VDM_OPERATION_MEMMOVE;
 
 fn mover(
@@ -359,7 +364,7 @@ fn bad_operations_are_refused_without_touching_memory() {
 
 /// Starts every operation on `m` (asserting each started) and returns the
 /// records with their operations.
-fn start_all(m: &DsaMover, ops: Vec<vdm_operation>) -> Vec<(&DsaOp, vdm_operation)> {
+pub(super) fn start_all(m: &DsaMover, ops: Vec<vdm_operation>) -> Vec<(&DsaOp, vdm_operation)> {
     ops.into_iter()
         .map(|o| {
             let op = m.new_op().expect("within the mover's bound");

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use crate::mover::dsa::hw::discovery::WqMode;
 use crate::mover::dsa::hw::{
-    choose_route, probe_write, CpuSupport, Descriptor, HwPortal, Method, Portal, Route, Submitted,
+    choose_route, probe_write, CpuSupport, Descriptor, DeviceState, HwPortal, Method, Portal,
+    Route, Submitted,
 };
 use crate::mover::dsa::testutil::TempDir;
 
@@ -163,4 +164,62 @@ fn enqcmd_is_taken_from_the_kernel_flag_not_cpuid() {
     // Only the first flags line counts, and only whole words.
     let partial = "flags\t\t: fpu enqcmdx\nflags\t\t: enqcmd\n";
     assert!(!CpuSupport::from_parts(cpu, partial).enqcmd);
+}
+
+/// The error channel (DSA.md 12.3): sysfs `state` of the device and the
+/// WQ, and `poll(2)` on the WQ file. A FIFO stands in for the WQ node: it
+/// polls readable once a byte is in it, as the WQ file does while the
+/// device's SWERROR register is valid.
+#[test]
+fn device_state_reads_sysfs_state_and_polls_the_wq_file() {
+    let dir = crate::mover::dsa::testutil::TempDir::new("state");
+    let (sysfs, dev) = (dir.path().join("sys"), dir.path().join("dev"));
+    let cfg = crate::mover::dsa::emu::EmuConfig::default();
+    crate::mover::dsa::emu::sysfs::write_tree(&sysfs, &dev, &cfg, 0, 0).unwrap();
+    let node = dev.join("wq0.0");
+    std::fs::remove_file(&node).unwrap();
+    let c = std::ffi::CString::new(node.to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let p = HwPortal::open_write_unprobed(&node).unwrap();
+    assert_eq!(
+        p.device_state(),
+        DeviceState::Running,
+        "no state files given"
+    );
+    let p = p.watching(&sysfs, "wq0.0");
+    assert_eq!(p.device_state(), DeviceState::Running);
+    let set = |what: &str, state: &str| {
+        std::fs::write(sysfs.join(what).join("state"), format!("{state}\n")).unwrap()
+    };
+    set("dsa0", "halted");
+    assert_eq!(
+        p.device_state(),
+        DeviceState::Stopped("dsa0 is halted".into())
+    );
+    set("dsa0", "enabled");
+    set("wq0.0", "disabled");
+    assert_eq!(
+        p.device_state(),
+        DeviceState::Stopped("wq0.0 is disabled".into())
+    );
+    set("wq0.0", "quiescing");
+    assert_eq!(
+        p.device_state(),
+        DeviceState::Error,
+        "draining is not stopped"
+    );
+    std::fs::remove_file(sysfs.join("wq0.0").join("state")).unwrap();
+    assert_eq!(
+        p.device_state(),
+        DeviceState::Running,
+        "unreadable: unknown"
+    );
+    let mut w = std::fs::OpenOptions::new().write(true).open(&node).unwrap();
+    std::io::Write::write_all(&mut w, b"!").unwrap();
+    assert_eq!(
+        p.device_state(),
+        DeviceState::Error,
+        "POLLIN: SWERROR valid"
+    );
 }
