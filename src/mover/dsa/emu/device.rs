@@ -16,6 +16,7 @@ use crossbeam_queue::ArrayQueue;
 #[cfg(test)]
 use super::exec::Forced;
 use super::exec::{self, Rng};
+use super::pagemap::Pagemap;
 use super::{EmuConfig, Stall};
 use crate::mover::dsa::hw::discovery::{WqConfig, WqMode};
 use crate::mover::dsa::hw::{
@@ -76,6 +77,8 @@ pub struct EmuStats {
     pub batches: u64,
     pub faults_injected: u64,
     pub faults_nonresident: u64,
+    /// Write faults on resident pages that were not writable (pagemap).
+    pub faults_write_protected: u64,
     pub validation_errors: u64,
 }
 
@@ -98,6 +101,7 @@ pub enum Count {
     Batch,
     FaultInjected,
     FaultNonresident,
+    FaultWriteProtected,
     ValidationError,
 }
 
@@ -115,6 +119,7 @@ pub struct Tally {
     batches: AtomicU64,
     faults_injected: AtomicU64,
     faults_nonresident: AtomicU64,
+    faults_write_protected: AtomicU64,
     validation_errors: AtomicU64,
 }
 
@@ -129,6 +134,7 @@ impl Tally {
             Count::Batch => (&self.batches, true),
             Count::FaultInjected => (&self.faults_injected, true),
             Count::FaultNonresident => (&self.faults_nonresident, true),
+            Count::FaultWriteProtected => (&self.faults_write_protected, true),
             Count::ValidationError => (&self.validation_errors, true),
         };
         if add {
@@ -164,6 +170,7 @@ impl Tally {
             batches: r(&self.batches),
             faults_injected: r(&self.faults_injected),
             faults_nonresident: r(&self.faults_nonresident),
+            faults_write_protected: r(&self.faults_write_protected),
             validation_errors: r(&self.validation_errors),
         }
     }
@@ -194,6 +201,8 @@ pub(crate) struct Shared {
     /// Address of the last fault injected with no progress (never twice
     /// in a row, so injected faults cannot loop forever).
     pub last_zero_fault: AtomicU64,
+    /// Where resident pages that a write faults on are found.
+    pub pagemap: Pagemap,
     #[cfg(test)]
     swerror: Mutex<SwError>,
     #[cfg(test)]
@@ -335,6 +344,7 @@ impl EmuDevice {
             current: (0..engines).map(|_| AtomicU64::new(IDLE)).collect(),
             tally: Tally::default(),
             last_zero_fault: AtomicU64::new(u64::MAX),
+            pagemap: Pagemap::open(),
             #[cfg(test)]
             swerror: Mutex::new(SwError::default()),
             #[cfg(test)]
