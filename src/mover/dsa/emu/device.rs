@@ -17,6 +17,7 @@ use crossbeam_queue::ArrayQueue;
 use super::exec::Forced;
 use super::exec::{self, Rng};
 use super::late::LateWriter;
+use super::pagemap::Pagemap;
 use super::{EmuConfig, Stall};
 #[cfg(test)]
 use crate::mover::dsa::hw::discovery::WqConfig;
@@ -80,6 +81,8 @@ pub struct EmuStats {
     pub batches: u64,
     pub faults_injected: u64,
     pub faults_nonresident: u64,
+    /// Write faults on resident pages that were not writable (pagemap).
+    pub faults_write_protected: u64,
     pub validation_errors: u64,
     /// Records never written (LOSE_RATE, or dropped by a halt).
     pub lost: u64,
@@ -106,6 +109,7 @@ pub enum Count {
     Batch,
     FaultInjected,
     FaultNonresident,
+    FaultWriteProtected,
     ValidationError,
     /// A record that will never be written.
     Lost,
@@ -127,6 +131,7 @@ pub struct Tally {
     batches: AtomicU64,
     faults_injected: AtomicU64,
     faults_nonresident: AtomicU64,
+    faults_write_protected: AtomicU64,
     validation_errors: AtomicU64,
     lost: AtomicU64,
     late: AtomicU64,
@@ -143,6 +148,7 @@ impl Tally {
             Count::Batch => (&self.batches, true),
             Count::FaultInjected => (&self.faults_injected, true),
             Count::FaultNonresident => (&self.faults_nonresident, true),
+            Count::FaultWriteProtected => (&self.faults_write_protected, true),
             Count::ValidationError => (&self.validation_errors, true),
             Count::Lost => (&self.lost, true),
             Count::Late => (&self.late, true),
@@ -180,6 +186,7 @@ impl Tally {
             batches: r(&self.batches),
             faults_injected: r(&self.faults_injected),
             faults_nonresident: r(&self.faults_nonresident),
+            faults_write_protected: r(&self.faults_write_protected),
             validation_errors: r(&self.validation_errors),
             lost: r(&self.lost),
             late: r(&self.late),
@@ -212,6 +219,8 @@ pub(crate) struct Shared {
     /// Address of the last fault injected with no progress (never twice
     /// in a row, so injected faults cannot loop forever).
     pub last_zero_fault: AtomicU64,
+    /// Where resident pages that a write faults on are found.
+    pub pagemap: Pagemap,
     #[cfg(test)]
     swerror: Mutex<SwError>,
     #[cfg(test)]
@@ -364,6 +373,7 @@ impl EmuDevice {
             current: (0..engines).map(|_| AtomicU64::new(IDLE)).collect(),
             tally: Tally::default(),
             last_zero_fault: AtomicU64::new(u64::MAX),
+            pagemap: Pagemap::open(),
             #[cfg(test)]
             swerror: Mutex::new(SwError::default()),
             #[cfg(test)]

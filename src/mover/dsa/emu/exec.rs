@@ -8,9 +8,12 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::device::{wait_older, Count, Shared, SwErrorKind};
-use crate::mover::dsa::engine::fault::{first_fault, page_state};
+use super::pagemap::Cause;
+use super::FaultAddr;
+use crate::mover::dsa::engine::fault::{first_fault, page_size, page_state};
 use crate::mover::dsa::hw::{
-    flag, gencap, opcode, status, CompletionRecord, CrCell, Descriptor, PASID_RESERVED_MASK,
+    fault_info, flag, gencap, opcode, status, CompletionRecord, CrCell, Descriptor,
+    PASID_RESERVED_MASK,
 };
 
 /// An outcome forced on a descriptor by a test ([`EmuDevice::force`]).
@@ -26,6 +29,13 @@ pub enum Forced {
     /// Page fault after `bytes_completed` bytes in processing order (the
     /// bytes before it are really done); `write` picks the operand.
     Fault { bytes_completed: u32, write: bool },
+    /// The same, but the record names `addr` as the fault address, as
+    /// is (a device whose report matches no operand byte).
+    FaultAt {
+        bytes_completed: u32,
+        write: bool,
+        addr: u64,
+    },
     /// BATCH: the descriptor list faults at element `k`.
     ListFault(u32),
     /// Run normally (lets a test aim a later forced outcome).
@@ -69,14 +79,19 @@ impl Forced {
         }
     }
 
-    /// A forced page fault: (bytes completed, write).
+    /// A forced page fault: (bytes completed, write, reported address).
     #[cfg(test)]
-    fn fault(self) -> Option<(u32, bool)> {
+    fn fault(self) -> Option<(u32, bool, Option<u64>)> {
         match self {
             Forced::Fault {
                 bytes_completed,
                 write,
-            } => Some((bytes_completed, write)),
+            } => Some((bytes_completed, write, None)),
+            Forced::FaultAt {
+                bytes_completed,
+                write,
+                addr,
+            } => Some((bytes_completed, write, Some(addr))),
             _ => None,
         }
     }
@@ -91,7 +106,7 @@ impl Forced {
     }
 
     #[cfg(not(test))]
-    fn fault(self) -> Option<(u32, bool)> {
+    fn fault(self) -> Option<(u32, bool, Option<u64>)> {
         match self {}
     }
 
@@ -285,35 +300,59 @@ fn execute(cx: &mut Ctx<'_>, d: &Descriptor, in_batch: bool) -> CompletionRecord
     }
 }
 
-/// Where a data descriptor stops: offset in processing order of the
-/// first faulting byte, and whether it is a write.
+/// Where a data descriptor stops: the first faulting byte in processing
+/// order.
+#[derive(Clone, Copy)]
+struct Stop {
+    /// Offset of the byte in the operands.
+    offset: u64,
+    /// A write (destination) fault.
+    write: bool,
+    /// The address a forced fault reports instead of the byte's.
+    report: Option<u64>,
+}
+
+/// Where a data descriptor stops, if it does.
 fn fault_point(
     cx: &mut Ctx<'_>,
     d: &Descriptor,
     desc: bool,
     forced: Option<Forced>,
-) -> Option<(u64, bool)> {
+) -> Option<Stop> {
     let len = u64::from(d.xfer_size);
     let at_bc = |bc: u64| if desc { len - 1 - bc } else { bc };
-    if let Some((bytes_completed, write)) = forced.and_then(Forced::fault) {
-        return Some((at_bc(u64::from(bytes_completed).min(len - 1)), write));
+    if let Some((bytes_completed, write, report)) = forced.and_then(Forced::fault) {
+        return Some(Stop {
+            offset: at_bc(u64::from(bytes_completed).min(len - 1)),
+            write,
+            report,
+        });
     }
     let op = d.opcode();
-    // Residency, as an SVA device sees it: reads of the source (memmove),
-    // writes of the destination (memmove, fill), reads for a flush.
+    // The page tables, as an SVA device walks them: reads of the source
+    // (memmove), writes of the destination (memmove, fill), reads for a
+    // flush.
+    let written = op != opcode::CFLUSH;
+    let src_fault = if op == opcode::MEMMOVE {
+        operand_fault(cx, d.src, len, desc, false)
+    } else {
+        None
+    };
+    let dst_fault = operand_fault(cx, d.dst, len, desc, written);
     let mut best: Option<(u64, bool)> = None;
-    if op == opcode::MEMMOVE {
-        consider(
-            &mut best,
-            desc,
-            first_fault(d.src, len, desc, cx.scratch),
-            false,
-        );
-    }
-    let dst_fault = first_fault(d.dst, len, desc, cx.scratch);
-    consider(&mut best, desc, dst_fault, op != opcode::CFLUSH);
-    if best.is_some() {
-        cx.sh.tally.note(Count::FaultNonresident);
+    consider(&mut best, desc, src_fault.map(|f| f.0), false);
+    consider(&mut best, desc, dst_fault.map(|f| f.0), written);
+    // Count the fault that stops the descriptor, by its cause.
+    let stop = match best {
+        Some((_, true)) => dst_fault,
+        Some(_) => src_fault.or(dst_fault),
+        None => None,
+    };
+    if let Some((_, cause)) = stop {
+        cx.sh.tally.note(match cause {
+            Cause::NotPresent => Count::FaultNonresident,
+            Cause::WriteProtected => Count::FaultWriteProtected,
+        });
     }
     if cx.rng.chance(cx.sh.cfg.fault_rate) {
         let bc = match cx.rng.below(4) {
@@ -338,7 +377,31 @@ fn fault_point(
             consider(&mut best, desc, Some(o), write);
         }
     }
-    best
+    best.map(|(offset, write)| Stop {
+        offset,
+        write,
+        report: None,
+    })
+}
+
+/// The first byte of one operand, in processing order, that the device
+/// faults on (a write when `write`), and why: from the page tables when
+/// pagemap can tell, from residency (mincore) otherwise.
+fn operand_fault(
+    cx: &mut Ctx<'_>,
+    addr: u64,
+    len: u64,
+    desc: bool,
+    write: bool,
+) -> Option<(u64, Cause)> {
+    match cx
+        .sh
+        .pagemap
+        .first_fault(addr, len, desc, write, cx.scratch)
+    {
+        Some(f) => f,
+        None => first_fault(addr, len, desc, cx.scratch).map(|o| (o, Cause::NotPresent)),
+    }
 }
 
 /// Keep the fault that comes first in processing order (a read before a
@@ -363,8 +426,8 @@ fn data_op(cx: &mut Ctx<'_>, d: &Descriptor, forced: Option<Forced>) -> Completi
     // The range done before the fault, in offsets.
     let (lo, hi) = match fault {
         None => (0, len),
-        Some((o, _)) if desc => (o + 1, len),
-        Some((o, _)) => (0, o),
+        Some(s) if desc => (s.offset + 1, len),
+        Some(s) => (0, s.offset),
     };
     if hi > lo && !halting(cx.sh) {
         // SAFETY: the submitter of the descriptor vouched (Portal::submit)
@@ -384,19 +447,40 @@ fn data_op(cx: &mut Ctx<'_>, d: &Descriptor, forced: Option<Forced>) -> Completi
             }
         }
     }
-    match fault {
-        None => rec(status::SUCCESS),
-        Some((o, write)) => CompletionRecord {
-            status: status::PAGE_FAULT_NOBOF | if write { status::WRITE_FAULT } else { 0 },
-            result: u8::from(desc),
-            bytes_completed: (hi - lo) as u32,
-            fault_addr: if write || op != opcode::MEMMOVE {
-                d.dst
-            } else {
-                d.src
-            } + o,
-            ..Default::default()
-        },
+    let Some(stop) = fault else {
+        return rec(status::SUCCESS);
+    };
+    // Operand ids number the descriptor's address fields: 0 for the one
+    // at 0x10 (a memmove's source), 1 for the one at 0x18 (every
+    // destination). The numbering is this emulator's; the engine does not
+    // rely on it.
+    let src_fault = !stop.write && op == opcode::MEMMOVE;
+    let byte = if src_fault { d.src } else { d.dst } + stop.offset;
+    let page = byte & !(page_size() - 1);
+    let (fault_addr, fault_info) = match (stop.report, cx.sh.cfg.fault_addr) {
+        (Some(a), _) => (a, 0),
+        (None, FaultAddr::Exact) => (byte, 0),
+        (None, FaultAddr::Page) => (page, 0),
+        (None, FaultAddr::Masked) => (
+            page,
+            fault_info::ADDR_MASKED | u8::from(!src_fault) << fault_info::OPERAND_SHIFT,
+        ),
+    };
+    if cx.sh.cfg.fault_us > 0 {
+        // What resolving the translation costs the device before it
+        // gives up on the descriptor.
+        let until = Instant::now() + Duration::from_micros(u64::from(cx.sh.cfg.fault_us));
+        while Instant::now() < until {
+            std::hint::spin_loop();
+        }
+    }
+    CompletionRecord {
+        status: status::PAGE_FAULT_NOBOF | if stop.write { status::WRITE_FAULT } else { 0 },
+        result: u8::from(desc),
+        fault_info,
+        bytes_completed: (hi - lo) as u32,
+        fault_addr,
+        ..Default::default()
     }
 }
 

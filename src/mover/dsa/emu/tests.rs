@@ -67,6 +67,8 @@ fn config_from_environment_lookup() {
             "LOSE_RATE" => "0.5",
             "LATE_RATE" => "nan",
             "LATE_US" => "99999999999",
+            "FAULT_ADDR" => "masked",
+            "FAULT_US" => "99999999",
             _ => return None,
         };
         Some(v.to_string())
@@ -95,6 +97,18 @@ fn config_from_environment_lookup() {
         (c.lose_rate, c.late_rate, c.late_us),
         (0.5, 0.0, 60_000_000)
     );
+    assert_eq!((c.fault_addr, c.fault_us), (FaultAddr::Masked, 1_000_000));
+    for (text, mode) in [
+        ("exact", FaultAddr::Exact),
+        ("page", FaultAddr::Page),
+        (" masked ", FaultAddr::Masked),
+        ("bogus", FaultAddr::Exact),
+    ] {
+        let c = EmuConfig::from_lookup(|k| {
+            (k == "MINIASYNC_DSA_EMULATE_FAULT_ADDR").then(|| text.to_string())
+        });
+        assert_eq!(c.fault_addr, mode, "{text}");
+    }
     let w = c.wq_config();
     assert_eq!((w.mode, w.size, w.threshold), (WqMode::Shared, 64, 64));
     assert!(!w.batch_supported());
@@ -700,4 +714,223 @@ fn late_records_are_written_later_by_another_thread() {
     );
     assert!(dst == src);
     assert_eq!(d.device_state(), DeviceState::Running);
+}
+
+#[test]
+fn fault_addresses_are_reported_as_configured() {
+    use crate::mover::dsa::hw::fault_info;
+    let ps = page_size();
+    let src = pattern(3 * ps as usize, 5);
+    let mut dst = vec![0u8; 3 * ps as usize];
+    let cr = CrCell::default();
+    // Offsets from the start of the operands at which to fault.
+    let s = src.as_ptr() as u64 + 10;
+    let t = dst.as_mut_ptr() as u64 + 20;
+    for mode in [FaultAddr::Exact, FaultAddr::Page, FaultAddr::Masked] {
+        let d = dev(EmuConfig {
+            fault_addr: mode,
+            ..Default::default()
+        });
+        for (bc, write) in [
+            (0u32, false),
+            (5, true),
+            (ps as u32 + 7, false),
+            (2 * ps as u32, true),
+        ] {
+            d.force(
+                opcode::MEMMOVE,
+                Forced::Fault {
+                    bytes_completed: bc,
+                    write,
+                },
+            );
+            let r = run(
+                &d,
+                &Descriptor::memmove(t, s, 2 * ps as u32 + 100, cr.addr(), flags()),
+            );
+            let byte = if write { t } else { s } + u64::from(bc);
+            let page = byte & !(ps - 1);
+            let (addr, info) = match mode {
+                FaultAddr::Exact => (byte, 0),
+                FaultAddr::Page => (page, 0),
+                FaultAddr::Masked => (
+                    page,
+                    fault_info::ADDR_MASKED | u8::from(write) << fault_info::OPERAND_SHIFT,
+                ),
+            };
+            assert_eq!(r.code(), status::PAGE_FAULT_NOBOF, "{mode:?}");
+            assert_eq!(r.write_fault(), write);
+            assert_eq!(
+                (r.bytes_completed, r.fault_addr, r.fault_info),
+                (bc, addr, info),
+                "{mode:?} {bc}"
+            );
+        }
+    }
+}
+
+#[test]
+fn fault_cost_delays_only_fault_records() {
+    // No timing asserted: the knob must not change what is reported.
+    let d = dev(EmuConfig {
+        fault_us: 200,
+        ..Default::default()
+    });
+    let m = Untouched::new(2 * page_size() as usize);
+    let src = pattern(64, 1);
+    let cr = CrCell::default();
+    let r = run(
+        &d,
+        &Descriptor::memmove(
+            m.as_ptr() as u64,
+            src.as_ptr() as u64,
+            64,
+            cr.addr(),
+            flags(),
+        ),
+    );
+    assert_eq!(
+        (r.status, r.bytes_completed, r.fault_addr),
+        (0x83, 0, m.as_ptr() as u64)
+    );
+    let mut dst = vec![0u8; 64];
+    let r = run(
+        &d,
+        &Descriptor::memmove(
+            dst.as_mut_ptr() as u64,
+            src.as_ptr() as u64,
+            64,
+            cr.addr(),
+            flags(),
+        ),
+    );
+    assert_eq!(r.status, status::SUCCESS);
+    assert!(dst == src);
+}
+
+/// Submit a 64-byte copy into `dst` and return its record.
+fn copy_into(d: &EmuDevice, dst: u64, src: &[u8]) -> CompletionRecord {
+    let cr = CrCell::default();
+    run(
+        d,
+        &Descriptor::memmove(
+            dst,
+            src.as_ptr() as u64,
+            src.len() as u32,
+            cr.addr(),
+            flags(),
+        ),
+    )
+}
+
+#[test]
+fn resident_zero_page_faults_on_a_device_write() {
+    let ps = page_size();
+    let d = dev(EmuConfig::default());
+    let m = Untouched::new(3 * ps as usize);
+    let base = m.as_ptr() as u64;
+    // SAFETY: the mapping is live; reading maps the shared zero page.
+    let z = unsafe { core::ptr::read_volatile(m.as_ptr().add(ps as usize + 9)) };
+    assert_eq!(z, 0);
+    assert_eq!(
+        crate::mover::dsa::engine::fault::page_state(base + ps),
+        Some(true)
+    );
+    let src = pattern(64, 2);
+    // Resident, so not a residency fault: a write fault, nothing done.
+    let r = copy_into(&d, base + ps + 100, &src);
+    assert_eq!(
+        (r.status, r.bytes_completed, r.fault_addr),
+        (0x83, 0, base + ps + 100)
+    );
+    let s = d.stats();
+    assert_eq!((s.faults_write_protected, s.faults_nonresident), (1, 0));
+    // Read faults do not care: the zero page reads fine.
+    let mut out = vec![1u8; 64];
+    let cr = CrCell::default();
+    let r = run(
+        &d,
+        &Descriptor::memmove(out.as_mut_ptr() as u64, base + ps, 64, cr.addr(), flags()),
+    );
+    assert_eq!(r.status, status::SUCCESS);
+    assert!(out.iter().all(|&b| b == 0));
+    // Once the CPU has written the page, the device writes it too.
+    crate::mover::dsa::engine::fault::resolve(base + ps, true).unwrap();
+    let r = copy_into(&d, base + ps + 100, &src);
+    assert_eq!(r.status, status::SUCCESS);
+    // SAFETY: the mapping is live and was just written.
+    let got = unsafe { std::slice::from_raw_parts(m.as_ptr().add(ps as usize + 100), 64) };
+    assert_eq!(got, src.as_slice());
+    // A fill and a descending move stop there too; a flush does not.
+    // SAFETY: reading page 2 maps the zero page.
+    let _ = unsafe { core::ptr::read_volatile(m.as_ptr().add(2 * ps as usize)) };
+    let cr = CrCell::default();
+    let r = run(
+        &d,
+        &Descriptor::memfill(base + 2 * ps - 8, 7, 100, cr.addr(), flags()),
+    );
+    assert_eq!(
+        (r.status, r.bytes_completed, r.fault_addr),
+        (0x83, 8, base + 2 * ps)
+    );
+    let r = run(
+        &d,
+        &Descriptor::cflush(base + 2 * ps, 100, cr.addr(), flags()),
+    );
+    assert_eq!(r.status, status::SUCCESS);
+    let r = run(
+        &d,
+        &Descriptor::memmove(
+            base + 2 * ps + 50,
+            base + 2 * ps - 200,
+            400,
+            cr.addr(),
+            flags(),
+        ),
+    );
+    assert_eq!((r.status, r.result, r.bytes_completed), (0x83, 1, 0));
+    assert_eq!(r.fault_addr, base + 2 * ps + 449);
+}
+
+#[test]
+fn copy_on_write_pages_after_fork_fault_on_a_device_write() {
+    let ps = page_size() as usize;
+    let d = dev(EmuConfig::default());
+    // A mapping of our own, written: private, exclusive. (Whether fork
+    // shares a page or copies it at once is the kernel's choice; pagemap
+    // says which, and for plain anonymous mappings it shares them.)
+    let m = Untouched::new(2 * ps);
+    let data = pattern(2 * ps, 3);
+    // SAFETY: the mapping has two pages.
+    unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), m.as_ptr(), 2 * ps) };
+    let buf = m.as_ptr();
+    let src = pattern(64, 4);
+    assert_eq!(copy_into(&d, buf as u64, &src).status, status::SUCCESS);
+    let mut fds = [0i32; 2];
+    // SAFETY: a pipe into a two-int array.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: the child only blocks in read(2) and leaves with _exit(2),
+    // both async-signal-safe, so forking a threaded process is fine.
+    let child = unsafe { libc::fork() };
+    if child == 0 {
+        let mut b = 0u8;
+        // SAFETY: reads one byte into `b`, then leaves without unwinding.
+        unsafe {
+            libc::read(fds[0], (&mut b as *mut u8).cast(), 1);
+            libc::_exit(0);
+        }
+    }
+    assert!(child > 0);
+    // The parent's pages are now shared with the child, copy-on-write.
+    let r = copy_into(&d, buf as u64 + 8, &src);
+    // SAFETY: wakes and reaps the child.
+    unsafe {
+        libc::write(fds[1], b"x".as_ptr().cast(), 1);
+        libc::waitpid(child, core::ptr::null_mut(), 0);
+        libc::close(fds[0]);
+        libc::close(fds[1]);
+    }
+    assert_eq!((r.status, r.bytes_completed), (0x83, 0));
+    assert_eq!(r.fault_addr, buf as u64 + 8);
+    assert!(d.stats().faults_write_protected >= 1);
 }

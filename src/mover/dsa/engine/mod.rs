@@ -9,7 +9,8 @@
 //! one descriptor, submitted directly when a credit is free or appended to
 //! a batch when the WQ is full. Polling an op observes its completion
 //! record (acquire), returns credits, resumes page-fault partial
-//! completions (touch the page, resubmit the rest, direction-aware) and
+//! completions (make the page present, and the rest of the piece on its
+//! first fault; resubmit the rest, direction-aware) and
 //! submits the next piece. Anything the device cannot finish comes back as
 //! [`Poll::Failed`] with the exact remaining work.
 //!

@@ -24,7 +24,8 @@
 //!    credit goes back and `complete_piece` acts on the record: success
 //!    moves on to the next piece (back to 3) or ends the operation
 //!    ([`Poll::Done`]); a page-fault partial completion is resumed
-//!    (`fault.rs`: touch the page, resubmit the rest, direction-aware);
+//!    (`fault.rs`: populate the page, and the rest of the piece on its
+//!    first fault; resubmit the rest, direction-aware);
 //!    anything else `fail`s with the exact [`Remainder`] left to do.
 //! 6. **Release** ([`Engine::release_op`]): a running operation is driven
 //!    to its end (`wait_op`), then the record may be started again.
@@ -121,8 +122,10 @@ pub(super) struct Job {
     pub(super) progress: Progress,
     pub(super) phase: Phase,
     pub(super) queue: bool,
-    pub(super) last_fault: u64,
+    /// Consecutive faults (or record faults) without progress.
     pub(super) repeats: u32,
+    /// Op offsets `[lo, hi)` last populated after a fault (`fault.rs`).
+    pub(super) populated: (u64, u64),
     /// How long the current wait has lasted (`timeout.rs`).
     pub(super) wait: Waiting,
     /// The operation failed while a descriptor of it may still be in the
@@ -202,10 +205,10 @@ impl Engine {
                 Phase::NeedSubmit
             },
             queue,
-            last_fault: 0,
             repeats: 0,
             wait: Waiting::default(),
             quarantined: false,
+            populated: (0, 0),
         });
         if trivial {
             rec.cr.clear();

@@ -851,6 +851,16 @@ pub mod status {
     }
 }
 
+/// The fault-info byte of a completion record (byte 2; DSA 2.0, 0 on
+/// DSA 1.0). DSA.md 4.1. The engine matches fault addresses by page
+/// whatever these say; the emulator reports them.
+pub mod fault_info {
+    /// Bit 0: the fault address is masked (only its page is reported).
+    pub const ADDR_MASKED: u8 = 1 << 0;
+    /// Bits 3:1: the operand that faulted.
+    pub const OPERAND_SHIFT: u32 = 1;
+}
+
 /// A 32-byte DSA completion record (`struct dsa_completion_record`),
 /// 32-byte aligned. Plain data: a snapshot or a value to publish.
 #[repr(C, align(32))]

@@ -165,8 +165,9 @@ fn untouched_mmapped_buffers_fault_and_resume() {
     // SAFETY: the mapping is live and this range was just written.
     let got = unsafe { std::slice::from_raw_parts(dst.as_ptr().add(50), src.len()) };
     assert!(got == src.as_slice());
-    assert!(eng.stats().faults_resolved >= 16, "{:?}", eng.stats());
-    assert!(dev.stats().faults_nonresident >= 16);
+    // One round trip: the first fault populates the rest of the piece.
+    assert_eq!(eng.stats().faults_resolved, 1, "{:?}", eng.stats());
+    assert_eq!(dev.stats().faults_nonresident, 1);
     // Source never touched: reads as zeros.
     let zsrc = Untouched::new(8 * ps);
     let mut out = vec![0xffu8; 8 * ps];
@@ -213,7 +214,8 @@ fn descending_move_into_untouched_pages_reports_direction() {
     // SAFETY: the range was written by the op.
     let got = unsafe { std::slice::from_raw_parts(p.add(2 * ps + 123), 3 * ps) };
     assert!(got == data.as_slice());
-    assert!(dev.stats().faults_nonresident >= 2);
+    assert_eq!(dev.stats().faults_nonresident, 1);
+    assert_eq!(eng.stats().faults_resolved, 1);
 }
 
 #[test]
@@ -409,14 +411,18 @@ fn inconsistent_records_fail_instead_of_corrupting() {
             fault_addr: dst.as_ptr() as u64,
             ..Default::default()
         },
-        // Fault address outside the operand.
+        // Descending for a piece the device runs ascending is fine, but
+        // not more bytes than it has from that end either.
         CompletionRecord {
             status: status::PAGE_FAULT_NOBOF,
-            bytes_completed: 10,
-            fault_addr: 0x1234,
+            result: 1,
+            bytes_completed: 1000,
+            fault_addr: src.as_ptr() as u64,
             ..Default::default()
         },
     ];
+    // (A fault address outside both operands is not inconsistent: the
+    // device only promises its page, if that; `fault_report_tests.rs`.)
     for r in bad {
         dev.force(opcode::MEMMOVE, Forced::Record(r));
         let op = Op::copy(dst.as_mut_ptr() as usize, src.as_ptr() as usize, 100, h());

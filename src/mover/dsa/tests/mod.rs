@@ -5,6 +5,7 @@
 
 mod credits_tests;
 mod engine_tests;
+mod fault_report_tests;
 mod fault_tests;
 mod hw_tests;
 mod idxd_h;
