@@ -203,16 +203,9 @@ impl Default for EmuConfig {
     }
 }
 
-/// The opcodes the emulator executes.
+/// The opcodes the emulator executes: exactly the DSA 1.0 baseline.
 pub fn implemented_ops() -> OpCap {
-    OpCap::of(&[
-        opcode::NOOP,
-        opcode::BATCH,
-        opcode::DRAIN,
-        opcode::MEMMOVE,
-        opcode::MEMFILL,
-        opcode::CFLUSH,
-    ])
+    OpCap::dsa1_baseline()
 }
 
 /// Whether `MINIASYNC_DSA_EMULATE=1`.

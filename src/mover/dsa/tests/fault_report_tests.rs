@@ -6,12 +6,8 @@
 
 use std::sync::Arc;
 
-use crate::abi::{
-    future_notifier, future_notifier_type, future_poller, future_state, future_waker, vdm,
-    vdm_operation, vdm_operation_args, vdm_operation_data_memcpy, vdm_operation_output,
-    vdm_operation_result, vdm_operation_type,
-};
-use crate::ffi::view;
+use super::mover_tests::{blank_vdm, copy, run};
+use crate::abi::{vdm_operation_result, vdm_operation_type};
 use crate::mover::dsa::emu::{EmuConfig, EmuDevice, FaultAddr, Forced};
 use crate::mover::dsa::engine::fault::{page_size, refuse_populate, Untouched};
 use crate::mover::dsa::engine::op::Op;
@@ -19,7 +15,6 @@ use crate::mover::dsa::engine::{Engine, EngineOptions, FailReason, Poll};
 use crate::mover::dsa::hw::{opcode, Hints};
 use crate::mover::dsa::mover::{DsaMover, Path};
 use crate::mover::dsa::testutil::{finish, pattern, rig, Drive};
-use crate::mover::Mover;
 
 fn h() -> Hints {
     Hints::default()
@@ -93,61 +88,11 @@ fn page_granular_fault_addresses_resume_every_layout() {
     }
 }
 
-fn blank_vdm() -> vdm {
-    vdm {
-        op_new: None,
-        op_delete: None,
-        op_start: None,
-        op_check: None,
-        capabilities: 3,
-        has_property: None,
-    }
-}
-
 /// A `vdm_memmove` through the mover's `struct vdm` callbacks, polled to
 /// completion; returns the output's result.
 fn run_move(m: &DsaMover, dst: *mut u8, src: *const u8, n: usize) -> u32 {
-    let memcpy = vdm_operation_data_memcpy {
-        dest: dst.cast(),
-        src: src.cast_mut().cast(),
-        n,
-        flags: 0,
-    };
-    let o = vdm_operation {
-        data: vdm_operation_args { memcpy },
-        r#type: vdm_operation_type::VDM_OPERATION_MEMMOVE,
-        padding: 0,
-    };
-    let op = m.new_op().unwrap();
-    let handle: *mut core::ffi::c_void =
-        (op as *const _ as *mut crate::mover::dsa::mover::DsaOp).cast();
-    let mut n = future_notifier {
-        waker: future_waker {
-            data: core::ptr::null_mut(),
-            wake: None,
-        },
-        poller: future_poller {
-            ptr_to_monitor: core::ptr::null_mut(),
-        },
-        notifier_used: future_notifier_type::FUTURE_NOTIFIER_WAKER,
-        padding: 0,
-    };
-    // SAFETY: a live record of `m`; the caller's buffers outlive the op,
-    // which this thread alone polls.
-    while unsafe { view::op_start::<DsaMover>(handle, &o, &mut n) } != 0 {
-        std::thread::yield_now();
-    }
-    // SAFETY: as above.
-    while unsafe { view::op_check::<DsaMover>(handle, core::ptr::null()) }.known()
-        != Some(future_state::FUTURE_STATE_COMPLETE)
-    {
-        std::thread::yield_now();
-    }
-    // SAFETY: a zeroed output is a valid value to overwrite.
-    let mut out: vdm_operation_output = unsafe { core::mem::zeroed() };
-    // SAFETY: the record is not used afterwards.
-    unsafe { view::op_delete::<DsaMover>(handle, &o, &mut out) };
-    out.result as u32
+    let o = copy(vdm_operation_type::VDM_OPERATION_MEMMOVE, dst, src, n, 0);
+    run(m, &o).0
 }
 
 /// An engine whose operations give up after `retries` faults in a row
