@@ -363,12 +363,21 @@ impl Drop for DsaMover {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// The destinations this thread wrote back for durability (tests).
+    pub static WRITTEN_BACK: core::cell::RefCell<Vec<(usize, usize)>> =
+        const { core::cell::RefCell::new(Vec::new()) };
+}
+
 /// CPU write-back of a durable operation's destination.
 ///
 /// # Safety
 /// The destination range must be mapped.
 unsafe fn durable_writeback(op: &Op) {
     if op.hints.durable && op.kind != OpKind::Flush {
+        #[cfg(test)]
+        WRITTEN_BACK.with(|w| w.borrow_mut().push((op.dst, op.len)));
         // SAFETY: caller's contract.
         unsafe { cpu::flush(op.dst as *const u8, op.len) }
     }

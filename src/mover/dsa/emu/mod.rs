@@ -9,8 +9,14 @@
 //! real memory effects; page-fault partial completion when an operand page
 //! is not resident (mincore(2): memory mapped but never touched, as with
 //! SVA) or at injected random offsets; descending memmove; BATCH, DRAIN and
-//! NOOP; completion records written fields first and status last; and the
-//! kernel `write(2)` submission path's checks.
+//! NOOP; completion records written fields first and status last, element
+//! records of a batch made visible before or after the batch record
+//! (DSA.md 12.3: no order is guaranteed); and the kernel `write(2)`
+//! submission path's checks. It also checks for driver bugs that no device
+//! reports (a descriptor overfilling a dedicated WQ, two descriptors in the
+//! device naming one completion record, a destination readback asked for
+//! data that cache control keeps in the LLC): tests assert none happens,
+//! and with `STRICT` the process aborts.
 //!
 //! It is used only when `MINIASYNC_DSA_EMULATE=1` (or built explicitly by
 //! tests through [`EmuDevice::new`]); without it, no emulation is ever
@@ -34,8 +40,9 @@
 //! | `MINIASYNC_DSA_EMULATE_STALL` | 0 | `1`: engines wait until the WQ is full or idle for 2 ms |
 //! | `MINIASYNC_DSA_EMULATE_WRITE` | 0 | `1`: model the kernel `write(2)` submission checks |
 //! | `MINIASYNC_DSA_EMULATE_HOSTILE` | 0 | `1`: completion records written slowly, garbage first |
+//! | `MINIASYNC_DSA_EMULATE_BATCH_ORDER` | `random` | when element records become visible: `elements-first` (each as its element ends, the batch record last), `batch-first` (the batch record first, every element record up to 50 µs later), `random` (per element, either) |
 //! | `MINIASYNC_DSA_EMULATE_SEED` | 1 | random seed |
-//! | `MINIASYNC_DSA_EMULATE_STRICT` | 1 | `1`: a dropped descriptor aborts the process |
+//! | `MINIASYNC_DSA_EMULATE_STRICT` | 1 | `1`: a driver bug aborts the process (a dropped descriptor, two descriptors in the device naming one completion record, DRDBK with CC) |
 
 mod device;
 mod exec;
@@ -72,6 +79,33 @@ pub enum Stall {
     UntilFull,
 }
 
+/// The order in which a batch's element records and its own record
+/// become visible. DSA.md 12.3: no spec text guarantees element records
+/// before the batch record, so a driver must take the batch record as the
+/// authority and wait for the record of each element it says ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchOrder {
+    /// Each element's record as the element ends; the batch record last.
+    ElementsFirst,
+    /// The batch record first; the element records afterwards (up to
+    /// 50 µs later).
+    BatchFirst,
+    /// Per element, at random, one or the other.
+    Random,
+}
+
+impl BatchOrder {
+    /// The knob's value (`elements-first`, `batch-first`, `random`).
+    pub fn parse(s: &str) -> Option<BatchOrder> {
+        Some(match s {
+            "elements-first" => BatchOrder::ElementsFirst,
+            "batch-first" => BatchOrder::BatchFirst,
+            "random" => BatchOrder::Random,
+            _ => return None,
+        })
+    }
+}
+
 /// Emulated device and WQ configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EmuConfig {
@@ -94,9 +128,11 @@ pub struct EmuConfig {
     /// for BATCH on a version 0x100 device.
     pub write_path: bool,
     pub hostile_cr: bool,
+    pub batch_order: BatchOrder,
     pub seed: u64,
-    /// Abort the process on a dropped descriptor (a driver bug that would
-    /// otherwise hang it).
+    /// Abort the process on a driver bug: a dropped descriptor (which
+    /// would otherwise hang it), two descriptors in the device naming one
+    /// completion record, a durable write left in the cache.
     pub strict: bool,
 }
 
@@ -118,6 +154,7 @@ impl Default for EmuConfig {
             stall: Stall::Never,
             write_path: false,
             hostile_cr: false,
+            batch_order: BatchOrder::Random,
             seed: 1,
             strict: false,
         }
@@ -198,6 +235,9 @@ impl EmuConfig {
         }
         c.write_path = flag("WRITE");
         c.hostile_cr = flag("HOSTILE");
+        if let Some(o) = v("BATCH_ORDER").and_then(|s| BatchOrder::parse(&s)) {
+            c.batch_order = o;
+        }
         if let Some(s) = n("SEED") {
             c.seed = s;
         }

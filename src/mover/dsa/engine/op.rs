@@ -17,7 +17,10 @@
 //!    [`Credits`] pool (`acquire`) and the portal takes the descriptor.
 //!    With no credit free, even after a reclaim scan (`reclaim.rs`), the
 //!    record reads `SW_PENDING` and the piece joins a batch (`batch.rs`)
-//!    when the caller asked to queue, or waits for the next poll.
+//!    when the caller asked to queue, or waits for the next poll. Once the
+//!    batch's record is written, the batch record says whether the
+//!    element ran; if it did, the piece waits for its own record, which
+//!    may come later, and is never submitted again.
 //! 4. **Wait**: the record's first word ([`Engine::monitor_addr`]) stays 0
 //!    while the piece is in the device; a waiter may sleep on it.
 //! 5. **Poll** ([`Engine::poll_op`]): once the record is written, the
@@ -69,7 +72,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::sync::backoff::{Backoff, FOREVER};
 
 use super::super::hw::{
-    data_flags, flush_flags, opcode, status, CompletionRecord, CrCell, Descriptor, Submitted,
+    data_flags, flush_flags, opcode, status, CompletionRecord, CrLine, Descriptor, Submitted,
 };
 use super::fault;
 use super::{Caps, Engine, FailReason, Failure, Poll, StartError};
@@ -81,14 +84,23 @@ pub use crate::mover::{Op, OpKind};
 // ---------------------------------------------------------------------------
 
 /// One operation's device state: its completion record (whose address
-/// goes into every descriptor of the operation) and its progress. It lives
-/// in the mover's op record; the engine never allocates one.
+/// goes into every descriptor of the operation), alone in its cache line,
+/// and its progress. It lives in the mover's op record; the engine never
+/// allocates one.
 #[repr(C, align(64))]
 #[derive(Default)]
 pub struct DeviceOp {
-    pub(super) cr: CrCell,
+    pub(super) cr: CrLine,
     owned: UnsafeCell<Owned>,
 }
+
+// The device writes the record's line; the owner writes `owned`.
+const _: () = {
+    use core::mem::{align_of, offset_of};
+    assert!(align_of::<DeviceOp>() == 64);
+    assert!(offset_of!(DeviceOp, cr) == 0);
+    assert!(offset_of!(DeviceOp, owned) == 64);
+};
 
 // SAFETY: `owned` is only accessed through the engine's `*_op` methods,
 // whose contract gives one thread at a time exclusive use of a record;
@@ -119,12 +131,25 @@ pub(super) struct Job {
 }
 
 /// Where an operation stands: its current piece waits for a credit, is in
-/// the device on its own or in a batch; or the operation has ended.
+/// the device on its own or in a batch, or its batch is retired and its
+/// own record decides; or the operation has ended.
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Phase {
     NeedSubmit,
-    InFlight { pos: u32, tag: u64 },
-    InBatch { b: u32, gen: u32 },
+    InFlight {
+        pos: u32,
+        tag: u64,
+    },
+    InBatch {
+        b: u32,
+        gen: u32,
+    },
+    /// The batch record was written. The element's record reads
+    /// `SW_NOT_EXECUTED` if the batch says it did not run, `SW_PENDING`
+    /// while the record of an element that ran is still to come (it may
+    /// follow the batch record, DSA.md 12.3), and the device's status once
+    /// written.
+    BatchRetired,
     Done,
     Failed(Failure),
 }
@@ -342,10 +367,21 @@ impl Engine {
                     self.complete_piece(rec, job, &r);
                 }
                 Phase::InBatch { b, gen } => {
-                    // The element's record is final only once the batch
-                    // is retired; until then it reads SW_PENDING.
+                    // The batch record is the authority: retiring the
+                    // batch marks the elements that did not run.
                     if !self.try_retire(b, gen) {
                         self.try_submit_batch(b, gen);
+                        return Poll::Running;
+                    }
+                    job.phase = Phase::BatchRetired;
+                }
+                Phase::BatchRetired => {
+                    // The element ran (or may have): wait for its own
+                    // record, never submit it again. This wait is not
+                    // bounded yet; a record that never comes is the same
+                    // case as a descriptor in flight whose record never
+                    // comes, and takes the same bound.
+                    if rec.cr.status() == status::SW_PENDING {
                         return Poll::Running;
                     }
                     let r = rec.cr.snapshot();
@@ -367,27 +403,10 @@ impl Engine {
                 };
             }
             status::PAGE_FAULT_NOBOF => self.resume_fault(rec, job, r),
-            status::SW_PENDING | status::SW_NOT_EXECUTED | status::NONE => {
-                job.phase = Phase::NeedSubmit
-            }
-            status::CRA_XLAT if !job.progress.op.overlaps() => {
-                // The record page faulted (DSA 2.0 reports this through the
-                // event log); the piece is idempotent, so run it again.
-                job.repeats += 1;
-                if job.repeats > self.opts.fault_retries {
-                    self.fail(
-                        rec,
-                        job,
-                        FailReason::FaultLoop {
-                            addr: rec.cr.addr(),
-                        },
-                        true,
-                    );
-                } else {
-                    let _ = fault::resolve(rec.cr.addr(), true);
-                    job.phase = Phase::NeedSubmit;
-                }
-            }
+            // A batch element that its batch says never ran.
+            status::SW_NOT_EXECUTED => job.phase = Phase::NeedSubmit,
+            // Anything else, CRA_XLAT (0x1a) included (user space never
+            // sees it: the kernel writes the real record), ends the op.
             c => {
                 let partial = !status::is_validation_error(c);
                 // A refused page request or a failed translation at an

@@ -249,6 +249,50 @@ fn device_path_sets_the_poller_and_moves_the_data() {
     }
 }
 
+/// A durable write is durable at completion: made so by the device
+/// (destination readback, without cache control) when GENCAP bit 8 says
+/// it can, otherwise written back from the CPU before the future
+/// completes. The emulator flags a readback of data left in the cache.
+#[test]
+fn durable_writes_are_written_back_by_the_cpu_unless_the_device_reads_back() {
+    for readback in [true, false] {
+        let gen_cap = if readback {
+            DEFAULT_GENCAP
+        } else {
+            DEFAULT_GENCAP & !gencap::DEST_READBACK
+        };
+        let cfg = EmuConfig {
+            gen_cap,
+            max_transfer_size: 4096,
+            ..Default::default()
+        };
+        let (dev, m) = mover(Path::Hardware, Some(cfg), 0);
+        let dev = dev.unwrap();
+        let n = 50_000;
+        let src = pattern(n, 7);
+        let mut dst = vec![0u8; n];
+        for flags in 0..4u64 {
+            WRITTEN_BACK.with(|w| w.borrow_mut().clear());
+            let op = copy(MEMCPY, dst.as_mut_ptr(), src.as_ptr(), n, flags);
+            assert_eq!(run(&m, &op), (OK, NOTIFIER_POLLER, true));
+            assert!(dst == src);
+            let durable = flags & 1 != 0;
+            let want = if durable && !readback {
+                vec![(dst.as_ptr() as usize, n)]
+            } else {
+                Vec::new()
+            };
+            assert_eq!(
+                WRITTEN_BACK.with(|w| w.borrow().clone()),
+                want,
+                "readback {readback}, flags {flags}"
+            );
+            dst.fill(0);
+        }
+        assert!(dev.swerror().is_empty(), "{:?}", dev.swerror());
+    }
+}
+
 #[test]
 fn device_errors_finish_on_the_cpu_in_auto_and_fail_in_hardware() {
     for (path, want) in [(Path::Auto, OK), (Path::Hardware, CORRUPTED)] {
