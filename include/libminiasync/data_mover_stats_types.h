@@ -51,15 +51,17 @@ struct data_mover_stats {
   uint64_t fallback_fork;
   uint64_t fallback_halted;
   /*
-   Page faults the device reported and the library resolved.
+   Page faults the device reported for the mover's operations.
    */
   uint64_t page_faults;
   /*
-   Operations submitted inside BATCH descriptors.
+   BATCH descriptors the mover's operations submitted (a batch
+   carries pieces of every operation waiting on its queue).
    */
   uint64_t batches;
   /*
-   Submissions a shared work queue refused (and that were retried).
+   Submissions tried again: the work queue refused one (full), or a
+   batch record said the piece did not run.
    */
   uint64_t retries;
   /*

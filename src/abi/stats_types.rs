@@ -41,11 +41,13 @@ pub struct data_mover_stats {
     pub fallback_unsupported: u64,
     pub fallback_fork: u64,
     pub fallback_halted: u64,
-    /// Page faults the device reported and the library resolved.
+    /// Page faults the device reported for the mover's operations.
     pub page_faults: u64,
-    /// Operations submitted inside BATCH descriptors.
+    /// BATCH descriptors the mover's operations submitted (a batch
+    /// carries pieces of every operation waiting on its queue).
     pub batches: u64,
-    /// Submissions a shared work queue refused (and that were retried).
+    /// Submissions tried again: the work queue refused one (full), or a
+    /// batch record said the piece did not run.
     pub retries: u64,
     /// Operations that completed with an error result.
     pub errors: u64,

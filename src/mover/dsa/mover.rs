@@ -362,7 +362,15 @@ impl Mover for DsaMover {
         // SAFETY: only the polling thread touches the cell.
         let decoded = unsafe { *op.op.get() };
         // SAFETY: a started record of this mover, polled by this thread.
-        let result = match unsafe { e.poll_op(&op.dev) } {
+        let polled = unsafe { e.poll_op(&op.dev) };
+        if polled != Poll::Running {
+            // SAFETY: as for `poll_op`.
+            let n = unsafe { e.op_counts(&op.dev) };
+            self.stats.add(Counter::PageFaults, n.page_faults.into());
+            self.stats.add(Counter::Batches, n.batches.into());
+            self.stats.add(Counter::Retries, n.retries.into());
+        }
+        let result = match polled {
             Poll::Running => return future_state::FUTURE_STATE_RUNNING,
             Poll::Done => {
                 if !e.caps().durable_by_device {
@@ -463,12 +471,21 @@ impl Drop for DsaMover {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// The destinations this thread wrote back for durability (tests).
+    pub static WRITTEN_BACK: core::cell::RefCell<Vec<(usize, usize)>> =
+        const { core::cell::RefCell::new(Vec::new()) };
+}
+
 /// CPU write-back of a durable operation's destination.
 ///
 /// # Safety
 /// The destination range must be mapped.
 unsafe fn durable_writeback(op: &Op) {
     if op.hints.durable && op.kind != OpKind::Flush {
+        #[cfg(test)]
+        WRITTEN_BACK.with(|w| w.borrow_mut().push((op.dst, op.len)));
         // SAFETY: caller's contract.
         unsafe { cpu::flush(op.dst as *const u8, op.len) }
     }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
+use super::engine::op::OpCounts;
 use super::engine::{DeviceOp, Engine, EngineOptions, Poll, Release, StartError};
 use crate::mover::dsa::emu::{EmuConfig, EmuDevice};
 use crate::mover::Op;
@@ -108,6 +109,8 @@ pub trait Drive {
     fn wait(&self, h: &mut OpHandle) -> Poll;
     fn release(&self, h: OpHandle);
     fn monitor_of(&self, h: &OpHandle) -> *const u64;
+    /// What the handle's operation met on the device so far.
+    fn counts(&self, h: &OpHandle) -> OpCounts;
 }
 
 impl Drive for Engine {
@@ -135,6 +138,12 @@ impl Drive for Engine {
 
     fn monitor_of(&self, h: &OpHandle) -> *const u64 {
         self.monitor_addr(&h.rec)
+    }
+
+    fn counts(&self, h: &OpHandle) -> OpCounts {
+        // SAFETY: as for `poll`: the handle is borrowed, so nobody polls
+        // it meanwhile.
+        unsafe { self.op_counts(&h.rec) }
     }
 }
 

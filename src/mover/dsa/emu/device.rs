@@ -1,7 +1,10 @@
 //! The emulated WQ itself: the bounded queue behind the portal, the
-//! engine threads, the SWERROR-like record and the counters tests assert
-//! on. What a descriptor does is in `exec.rs`.
+//! engine threads, the SWERROR-like record (with the driver bugs no device
+//! reports), the completion records descriptors in the device will still
+//! write, and the counters tests assert on. What a descriptor does is in
+//! `exec.rs`.
 
+use std::collections::HashSet;
 #[cfg(test)]
 use std::collections::VecDeque;
 #[cfg(test)]
@@ -23,7 +26,7 @@ use super::{EmuConfig, Stall};
 use crate::mover::dsa::hw::discovery::WqConfig;
 use crate::mover::dsa::hw::discovery::WqMode;
 use crate::mover::dsa::hw::{
-    opcode, submit_write, Descriptor, DeviceState, Method, Portal, PortalError, Submitted,
+    flag, opcode, submit_write, Descriptor, DeviceState, Method, Portal, PortalError, Submitted,
     PASID_RESERVED_MASK,
 };
 use crate::sync::{backoff, Backoff, EventCount};
@@ -44,23 +47,42 @@ pub enum SwErrorKind {
     CrAlign,
     /// A completion address was not mapped: no record written.
     CrUnmapped,
+    /// A descriptor entered the device naming a completion record that
+    /// another descriptor still in the device will write (for example a
+    /// batch element resubmitted while the original's record is not yet
+    /// visible): the records race, and the work may run twice. A driver
+    /// bug no device reports.
+    SharedRecord,
+    /// A write asked for destination readback (durability) with cache
+    /// control set: the readback finds the data in the LLC, outside the
+    /// persistence domain on ADR platforms, and the record claims a
+    /// durability the data lacks (DSA.md 12.3). A driver bug no device
+    /// reports.
+    NotDurable,
 }
 
-/// The software-error record: counts and the first offending descriptor
-/// (test builds: the tests assert the driver caused none).
+/// The software-error record, and the driver bugs no device reports:
+/// counts and the first offending descriptor (test builds: the tests
+/// assert the driver caused none).
 #[cfg(test)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SwError {
     pub overflow: u64,
     pub cr_align: u64,
     pub cr_unmapped: u64,
+    pub shared_record: u64,
+    pub not_durable: u64,
     pub first: Option<(SwErrorKind, Descriptor)>,
 }
 
 #[cfg(test)]
 impl SwError {
     pub fn is_empty(&self) -> bool {
-        self.overflow == 0 && self.cr_align == 0 && self.cr_unmapped == 0
+        self.overflow == 0
+            && self.cr_align == 0
+            && self.cr_unmapped == 0
+            && self.shared_record == 0
+            && self.not_durable == 0
     }
 }
 
@@ -221,12 +243,19 @@ pub(crate) struct Shared {
     pub last_zero_fault: AtomicU64,
     /// Where resident pages that a write faults on are found.
     pub pagemap: Pagemap,
+    /// Completion records that descriptors in the device will still
+    /// write: from submission (batch elements: from when the engine reads
+    /// them) until just before the status store.
+    records: Mutex<HashSet<u64>>,
     #[cfg(test)]
     swerror: Mutex<SwError>,
     #[cfg(test)]
     forced: Mutex<VecDeque<(u8, Forced)>>,
     #[cfg(test)]
     holds_open: Mutex<Vec<u32>>,
+    /// The hold the next batch's late element records wait for.
+    #[cfg(test)]
+    late_hold: Mutex<Option<u32>>,
     #[cfg(test)]
     forced_n: AtomicUsize,
     stalled: AtomicBool,
@@ -263,18 +292,53 @@ impl Shared {
                 SwErrorKind::Overflow => e.overflow += 1,
                 SwErrorKind::CrAlign => e.cr_align += 1,
                 SwErrorKind::CrUnmapped => e.cr_unmapped += 1,
+                SwErrorKind::SharedRecord => e.shared_record += 1,
+                SwErrorKind::NotDurable => e.not_durable += 1,
             }
             if e.first.is_none() {
                 e.first = Some((kind, *d));
             }
         }
         if self.cfg.strict {
+            let effect = match kind {
+                SwErrorKind::Overflow | SwErrorKind::CrAlign | SwErrorKind::CrUnmapped => {
+                    "the driver would hang on real hardware"
+                }
+                SwErrorKind::SharedRecord => "two descriptors would write one record",
+                SwErrorKind::NotDurable => "a durable write would stay in the cache",
+            };
             crate::log::warn(&format!(
-                "emulated DSA: software error {kind:?} (opcode {:#x}); \
-                 the driver would hang on real hardware",
+                "emulated DSA: driver error {kind:?} (opcode {:#x}); {effect}",
                 d.opcode()
             ));
             std::process::abort();
+        }
+    }
+
+    /// Note that `d` will write its completion record (if it has one);
+    /// a record another descriptor in the device will still write is a
+    /// driver bug.
+    pub fn expect_record(&self, d: &Descriptor) {
+        if d.flags() & flag::CRAV == 0 {
+            return;
+        }
+        let fresh = self
+            .records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(d.completion_addr);
+        if !fresh {
+            self.sw_error(SwErrorKind::SharedRecord, d);
+        }
+    }
+
+    /// `d` is about to write its record, or ends without one.
+    pub fn record_done(&self, d: &Descriptor) {
+        if d.flags() & flag::CRAV != 0 {
+            self.records
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&d.completion_addr);
         }
     }
 
@@ -305,6 +369,21 @@ impl Shared {
             }
             std::thread::sleep(Duration::from_micros(50));
         }
+    }
+
+    /// If a test asked for it, wait for its hold before writing a batch's
+    /// late element records; whether there was one.
+    #[cfg(test)]
+    pub fn hold_late_records(&self) -> bool {
+        let id = self
+            .late_hold
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(id) = id {
+            self.wait_hold(id);
+        }
+        id.is_some()
     }
 
     fn now_us(&self) -> u64 {
@@ -374,12 +453,15 @@ impl EmuDevice {
             tally: Tally::default(),
             last_zero_fault: AtomicU64::new(u64::MAX),
             pagemap: Pagemap::open(),
+            records: Mutex::new(HashSet::new()),
             #[cfg(test)]
             swerror: Mutex::new(SwError::default()),
             #[cfg(test)]
             forced: Mutex::new(VecDeque::new()),
             #[cfg(test)]
             holds_open: Mutex::new(Vec::new()),
+            #[cfg(test)]
+            late_hold: Mutex::new(None),
             #[cfg(test)]
             forced_n: AtomicUsize::new(0),
             stalled: AtomicBool::new(cfg.stall == Stall::Manual),
@@ -437,6 +519,19 @@ impl EmuDevice {
         self.sh.halted.load(Ordering::Acquire)
     }
 
+    /// Nothing queued and no engine working on a descriptor (its late
+    /// records included).
+    #[cfg(test)]
+    pub fn idle(&self) -> bool {
+        let _pop = self.sh.pop_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.sh.queue.is_empty()
+            && self
+                .sh
+                .current
+                .iter()
+                .all(|c| c.load(Ordering::SeqCst) == IDLE)
+    }
+
     /// Descriptors waiting in the queue.
     #[cfg(test)]
     pub fn occupancy(&self) -> usize {
@@ -458,6 +553,13 @@ impl EmuDevice {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(id);
+    }
+
+    /// Keep the element records that the next batch makes visible after
+    /// its batch record until [`open_hold`](Self::open_hold)`(id)`.
+    #[cfg(test)]
+    pub fn hold_late_records_of_next_batch(&self, id: u32) {
+        *self.sh.late_hold.lock().unwrap_or_else(|p| p.into_inner()) = Some(id);
     }
 
     /// Forced outcomes not yet consumed.
@@ -545,7 +647,10 @@ impl EmuDevice {
             d.pasid_priv = (d.pasid_priv & PASID_RESERVED_MASK) | EMU_PASID;
         }
         s.tally.note(Count::Accepted);
+        // Before the push: an engine may finish the descriptor at once.
+        s.expect_record(&d);
         if s.queue.push(Queued { desc: d }).is_err() {
+            s.record_done(&d);
             s.tally.note(Count::Refused);
             if s.cfg.mode == WqMode::Shared {
                 s.tally.note(Count::Retry);
@@ -597,7 +702,7 @@ impl Portal for EmuDevice {
 
 fn engine_loop(sh: &Shared, e: usize) {
     let mut rng = Rng::new(sh.cfg.seed ^ (e as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    let mut scratch = Vec::new();
+    let mut scratch = exec::Scratch::default();
     let mut idle = Backoff::new(0, ENGINE_YIELDS);
     loop {
         if sh.shutdown.load(Ordering::Acquire) && sh.queue.is_empty() {

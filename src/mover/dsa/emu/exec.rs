@@ -1,7 +1,8 @@
 //! What the emulated engines do with a descriptor: validate it with the
 //! real status codes (DSA.md 8.4), perform its memory effect, stop at the
 //! first non-resident operand page or at an injected fault (8.6), run
-//! batches and drains (8.3, 8.7), and write the completion record fields
+//! batches and drains (8.3, 8.7) with element records made visible in the
+//! configured [`BatchOrder`] (12.3), and write the completion record fields
 //! first and status last (8.8).
 
 use std::sync::atomic::Ordering;
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::device::{wait_older, Count, Shared, SwErrorKind};
 use super::pagemap::Cause;
-use super::FaultAddr;
+use super::{BatchOrder, FaultAddr};
 use crate::mover::dsa::engine::fault::{first_fault, page_size, page_state};
 use crate::mover::dsa::hw::{
     fault_info, flag, gencap, opcode, status, CompletionRecord, CrCell, Descriptor,
@@ -46,6 +47,9 @@ pub enum Forced {
     /// [`EmuDevice::open_hold`](super::EmuDevice::open_hold)`(id)`, then
     /// run it normally.
     Hold(u32),
+    /// BATCH: run the elements normally, then report this status in the
+    /// batch record.
+    BatchStatus(u8),
 }
 
 /// No outcome is ever forced outside the tests.
@@ -105,6 +109,15 @@ impl Forced {
         }
     }
 
+    /// A forced batch status.
+    #[cfg(test)]
+    fn batch_status(self) -> Option<u8> {
+        match self {
+            Forced::BatchStatus(s) => Some(s),
+            _ => None,
+        }
+    }
+
     #[cfg(not(test))]
     fn fault(self) -> Option<(u32, bool, Option<u64>)> {
         match self {}
@@ -112,6 +125,11 @@ impl Forced {
 
     #[cfg(not(test))]
     fn list_fault(self) -> Option<u32> {
+        match self {}
+    }
+
+    #[cfg(not(test))]
+    fn batch_status(self) -> Option<u8> {
         match self {}
     }
 }
@@ -141,29 +159,48 @@ impl Rng {
     }
 }
 
+/// Most time between a batch record and the element records it
+/// overtook.
+const LATE_RECORDS_US: u64 = 50;
+
+/// An engine's reusable buffers.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    /// Residency bytes (mincore).
+    pages: Vec<u8>,
+    /// Element records to write after the batch record: the element
+    /// descriptor and its record.
+    late: Vec<(Descriptor, CompletionRecord)>,
+}
+
 struct Ctx<'a> {
     sh: &'a Shared,
     engine: usize,
     seq: u64,
     rng: &'a mut Rng,
-    scratch: &'a mut Vec<u8>,
+    scratch: &'a mut Scratch,
 }
 
-/// Run a descriptor taken from the WQ and write its record.
+/// Spin (yielding) for a random time of at most `max_us`.
+fn pause(rng: &mut Rng, max_us: u64) {
+    let until = Instant::now() + Duration::from_micros(rng.below(max_us + 1));
+    while Instant::now() < until {
+        std::thread::yield_now();
+    }
+}
+
+/// Run a descriptor taken from the WQ and write its record (for a batch,
+/// then the element records that come after it).
 pub(crate) fn run_top(
     sh: &Shared,
     engine: usize,
     seq: u64,
     d: &Descriptor,
     rng: &mut Rng,
-    scratch: &mut Vec<u8>,
+    scratch: &mut Scratch,
 ) {
     if sh.cfg.max_delay_us > 0 {
-        let until =
-            Instant::now() + Duration::from_micros(rng.below(u64::from(sh.cfg.max_delay_us) + 1));
-        while Instant::now() < until {
-            std::thread::yield_now();
-        }
+        pause(rng, u64::from(sh.cfg.max_delay_us));
     }
     let mut cx = Ctx {
         sh,
@@ -179,6 +216,21 @@ pub(crate) fn run_top(
     }
     let r = execute(&mut cx, d, false);
     write_cr(&mut cx, d, r, true);
+    if cx.scratch.late.is_empty() {
+        return;
+    }
+    #[cfg(test)]
+    let held = sh.hold_late_records();
+    #[cfg(not(test))]
+    let held = false;
+    if !held {
+        pause(cx.rng, LATE_RECORDS_US);
+    }
+    let mut late = std::mem::take(&mut cx.scratch.late);
+    for (e, r) in late.drain(..) {
+        write_cr(&mut cx, &e, r, false);
+    }
+    cx.scratch.late = late;
 }
 
 /// Whether the device is halting: nothing starts, no record is written.
@@ -397,10 +449,10 @@ fn operand_fault(
     match cx
         .sh
         .pagemap
-        .first_fault(addr, len, desc, write, cx.scratch)
+        .first_fault(addr, len, desc, write, &mut cx.scratch.pages)
     {
         Some(f) => f,
-        None => first_fault(addr, len, desc, cx.scratch).map(|o| (o, Cause::NotPresent)),
+        None => first_fault(addr, len, desc, &mut cx.scratch.pages).map(|o| (o, Cause::NotPresent)),
     }
 }
 
@@ -446,6 +498,12 @@ fn data_op(cx: &mut Ctx<'_>, d: &Descriptor, forced: Option<Forced>) -> Completi
                 _ => {}
             }
         }
+    }
+    if hi > lo && d.flags() & flag::DRDBK != 0 && d.flags() & flag::CC != 0 {
+        // The readback finds the written lines where cache control put
+        // them, in the LLC: outside the persistence domain on ADR
+        // platforms, yet the record will say the readback is done.
+        cx.sh.sw_error(SwErrorKind::NotDurable, d);
     }
     let Some(stop) = fault else {
         return rec(status::SUCCESS);
@@ -510,6 +568,9 @@ unsafe fn fill(dst: u64, pattern: u64, n: u64) {
     }
 }
 
+/// Run a batch's elements in order. Each element's record is written as
+/// the element ends, or kept for after the batch record, as the batch
+/// order says.
 fn batch(cx: &mut Ctx<'_>, d: &Descriptor, forced: Option<Forced>) -> CompletionRecord {
     cx.sh.tally.note(Count::Batch);
     let n = d.xfer_size;
@@ -522,7 +583,7 @@ fn batch(cx: &mut Ctx<'_>, d: &Descriptor, forced: Option<Forced>) -> Completion
         let ea = d.src + 64 * u64::from(i);
         let list_fault = match forced.and_then(Forced::list_fault) {
             Some(k) => i >= k,
-            None => first_fault(ea, 64, false, cx.scratch).is_some(),
+            None => first_fault(ea, 64, false, &mut cx.scratch.pages).is_some(),
         };
         if list_fault {
             return CompletionRecord {
@@ -537,16 +598,26 @@ fn batch(cx: &mut Ctx<'_>, d: &Descriptor, forced: Option<Forced>) -> Completion
         // submitter vouched for `count` descriptors at the list address.
         let bytes = unsafe { core::ptr::read_volatile(ea as usize as *const [u8; 64]) };
         let e = Descriptor::from_bytes(&bytes);
+        cx.sh.expect_record(&e);
         let r = execute(cx, &e, true);
         failed |= r.code() != status::SUCCESS;
-        write_cr(cx, &e, r, false);
+        let late = match cx.sh.cfg.batch_order {
+            BatchOrder::ElementsFirst => false,
+            BatchOrder::BatchFirst => true,
+            BatchOrder::Random => cx.rng.below(2) == 0,
+        };
+        if late {
+            cx.scratch.late.push((e, r));
+        } else {
+            write_cr(cx, &e, r, false);
+        }
     }
     CompletionRecord {
-        status: if failed {
+        status: forced.and_then(Forced::batch_status).unwrap_or(if failed {
             status::BATCH_FAIL
         } else {
             status::SUCCESS
-        },
+        }),
         result: u8::from(failed),
         bytes_completed: n,
         ..Default::default()
@@ -555,8 +626,12 @@ fn batch(cx: &mut Ctx<'_>, d: &Descriptor, forced: Option<Forced>) -> Completion
 
 /// Write a completion record the way DSA does: only with CRAV, only on
 /// error without RCR, never at a misaligned or unmapped address (SWERROR
-/// instead), 0x1a for a non-resident one, fields first, status last.
-fn write_cr(cx: &mut Ctx<'_>, d: &Descriptor, mut r: CompletionRecord, top: bool) {
+/// instead), fields first, status last. A record page that is mapped but
+/// not resident gets the real record too: on DSA 2.0 the kernel resolves
+/// the fault and writes the record itself, fields first and status last;
+/// user space never sees CRA_XLAT (0x1a) (DSA.md 12.3).
+fn write_cr(cx: &mut Ctx<'_>, d: &Descriptor, r: CompletionRecord, top: bool) {
+    cx.sh.record_done(d);
     let f = d.flags();
     let addr = d.completion_addr;
     let skip = f & flag::CRAV == 0 || (r.code() == status::SUCCESS && f & flag::RCR == 0);
@@ -571,14 +646,9 @@ fn write_cr(cx: &mut Ctx<'_>, d: &Descriptor, mut r: CompletionRecord, top: bool
                 cx.sh.sw_error(SwErrorKind::CrUnmapped, d);
                 None
             }
-            Some(resident) => {
-                if !resident {
-                    r = rec(status::CRA_XLAT);
-                }
-                // SAFETY: aligned and mapped (checked); the submitter
-                // vouched that the record is accessed only atomically.
-                Some(unsafe { CrCell::at(addr) })
-            }
+            // SAFETY: aligned and mapped (checked); the submitter vouched
+            // that the record is accessed only atomically.
+            Some(_) => Some(unsafe { CrCell::at(addr) }),
         }
     };
     let Some(cell) = target else {
@@ -594,15 +664,21 @@ fn write_cr(cx: &mut Ctx<'_>, d: &Descriptor, mut r: CompletionRecord, top: bool
         }
         return;
     }
-    if top && cx.rng.chance(cx.sh.cfg.lose_rate) {
+    // Lost and late records: those of descriptors taken from the queue and
+    // of the elements of a batch alike.
+    if cx.rng.chance(cx.sh.cfg.lose_rate) {
         cx.sh.tally.note(Count::Lost);
-        cx.sh.finished();
+        if top {
+            cx.sh.finished();
+        }
         return;
     }
-    if let Some(late) = cx.sh.late.as_ref().filter(|_| top) {
+    if let Some(late) = cx.sh.late.as_ref() {
         if cx.rng.chance(cx.sh.cfg.late_rate) {
             cx.sh.tally.note(Count::Late);
-            cx.sh.finished();
+            if top {
+                cx.sh.finished();
+            }
             // SAFETY: aligned and mapped (checked above); the submitter
             // vouched that the record stays allocated, and is accessed
             // only atomically, until it is written.

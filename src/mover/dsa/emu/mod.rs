@@ -11,9 +11,15 @@
 //! memory mapped but never touched, or read-only for a write, as for the
 //! zero page and copy-on-write pages) or at injected random offsets, the
 //! address reported exactly, by page or masked, at a configurable cost;
-//! descending memmove; BATCH, DRAIN and
-//! NOOP; completion records written fields first and status last; and the
-//! kernel `write(2)` submission path's checks.
+//! descending memmove; BATCH, DRAIN and NOOP; completion records written
+//! fields first and status last, element records of a batch made visible
+//! before or after the batch record (DSA.md 12.3: no order is
+//! guaranteed); and the kernel `write(2)` submission path's checks. It
+//! also checks for driver bugs that no device reports (a descriptor
+//! overfilling a dedicated WQ, two descriptors in the device naming one
+//! completion record, a destination readback asked for data that cache
+//! control keeps in the LLC): tests assert none happens, and with `STRICT`
+//! the process aborts.
 //!
 //! It is used only when `MINIASYNC_DSA_EMULATE=1` (or built explicitly by
 //! tests through [`EmuDevice::new`]); without it, no emulation is ever
@@ -42,8 +48,9 @@
 //! | `MINIASYNC_DSA_EMULATE_KERNEL` | `6.16` | kernel generation: `5.15`, `6.1`, `6.9` or `6.16` (sysfs text, `mmap`/`write(2)` rules; `kernel.rs`) |
 //! | `MINIASYNC_DSA_EMULATE_RAWIO` | 0 | `1`: the process has CAP_SYS_RAWIO (6.9+ then maps the portal) |
 //! | `MINIASYNC_DSA_EMULATE_HOSTILE` | 0 | `1`: completion records written slowly, garbage first |
+//! | `MINIASYNC_DSA_EMULATE_BATCH_ORDER` | `random` | when element records become visible: `elements-first` (each as its element ends, the batch record last), `batch-first` (the batch record first, every element record up to 50 µs later), `random` (per element, either) |
 //! | `MINIASYNC_DSA_EMULATE_SEED` | 1 | random seed |
-//! | `MINIASYNC_DSA_EMULATE_STRICT` | 1 | `1`: a dropped descriptor aborts the process |
+//! | `MINIASYNC_DSA_EMULATE_STRICT` | 1 | `1`: a driver bug aborts the process (a dropped descriptor, two descriptors in the device naming one completion record, DRDBK with CC) |
 //! | `MINIASYNC_DSA_EMULATE_HALT_AFTER` | unset | the device halts when it takes descriptor N+1: no more records, its `state` reads `halted`, `poll(2)` reports the error |
 //! | `MINIASYNC_DSA_EMULATE_LOSE_RATE` | 0 | probability (0..=1) that a descriptor's record is never written (the device stays enabled) |
 //! | `MINIASYNC_DSA_EMULATE_LATE_RATE` | 0 | probability (0..=1) that a descriptor's record is written late by another thread (DSA 2.0: the kernel writes a record that faulted) |
@@ -55,11 +62,12 @@
 //! batch is one). A halt is published only once no engine touches memory
 //! any more: every descriptor in the queue, and every one submitted later,
 //! vanishes without a record, and what an engine was executing at that
-//! moment gets no record either. LOSE_RATE and LATE_RATE apply to the
-//! records of descriptors taken from the queue (work descriptors and
-//! batch descriptors, not the elements inside a batch); a lost or late
-//! record's descriptor has done its work (the record alone is missing or
-//! late, as when the DSA 2.0 kernel handles a completion-record fault).
+//! moment gets no record either. LOSE_RATE and LATE_RATE apply to every
+//! record: of descriptors taken from the queue (work and batch
+//! descriptors) and of the elements inside a batch, each drawn on its own;
+//! a lost or late record's descriptor has done its work (the record alone
+//! is missing or late, as when the DSA 2.0 kernel handles a
+//! completion-record fault).
 //!
 //! Always on, with no knob: a destination page that is resident but that
 //! the device could not write without a fault (the shared zero page after
@@ -123,6 +131,33 @@ pub enum FaultAddr {
     Masked,
 }
 
+/// The order in which a batch's element records and its own record
+/// become visible. DSA.md 12.3: no spec text guarantees element records
+/// before the batch record, so a driver must take the batch record as the
+/// authority and wait for the record of each element it says ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchOrder {
+    /// Each element's record as the element ends; the batch record last.
+    ElementsFirst,
+    /// The batch record first; the element records afterwards (up to
+    /// 50 µs later).
+    BatchFirst,
+    /// Per element, at random, one or the other.
+    Random,
+}
+
+impl BatchOrder {
+    /// The knob's value (`elements-first`, `batch-first`, `random`).
+    pub fn parse(s: &str) -> Option<BatchOrder> {
+        Some(match s {
+            "elements-first" => BatchOrder::ElementsFirst,
+            "batch-first" => BatchOrder::BatchFirst,
+            "random" => BatchOrder::Random,
+            _ => return None,
+        })
+    }
+}
+
 /// Emulated device and WQ configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EmuConfig {
@@ -152,9 +187,11 @@ pub struct EmuConfig {
     /// The emulated process has CAP_SYS_RAWIO (6.9+ maps the portal).
     pub rawio: bool,
     pub hostile_cr: bool,
+    pub batch_order: BatchOrder,
     pub seed: u64,
-    /// Abort the process on a dropped descriptor (a driver bug that would
-    /// otherwise hang it).
+    /// Abort the process on a driver bug: a dropped descriptor (which
+    /// would otherwise hang it), two descriptors in the device naming one
+    /// completion record, a durable write left in the cache.
     pub strict: bool,
     /// Halt when an engine takes descriptor `n + 1`.
     pub halt_after: Option<u64>,
@@ -191,6 +228,7 @@ impl Default for EmuConfig {
             kernel: Kernel::default(),
             rawio: false,
             hostile_cr: false,
+            batch_order: BatchOrder::Random,
             seed: 1,
             strict: false,
             halt_after: None,
@@ -286,6 +324,9 @@ impl EmuConfig {
         }
         c.rawio = flag("RAWIO");
         c.hostile_cr = flag("HOSTILE");
+        if let Some(o) = v("BATCH_ORDER").and_then(|s| BatchOrder::parse(&s)) {
+            c.batch_order = o;
+        }
         if let Some(s) = n("SEED") {
             c.seed = s;
         }

@@ -413,11 +413,165 @@ fn write_path_checks() {
         run(&v2, &Descriptor::batch(list.as_ptr() as u64, 2, cr.addr())).status,
         1
     );
+    // The element records may follow the batch record.
+    wait_records(&els);
+    assert!(els.iter().all(|e| e.status() == status::SUCCESS));
+}
+
+/// Wait until every record in `crs` is written.
+fn wait_records(crs: &[CrCell]) {
+    while crs.iter().any(|c| c.status() == 0) {
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn batch_orders_decide_when_element_records_become_visible() {
+    assert_eq!(EmuConfig::default().batch_order, BatchOrder::Random);
+    for (name, order) in [
+        ("elements-first", BatchOrder::ElementsFirst),
+        ("batch-first", BatchOrder::BatchFirst),
+        ("random", BatchOrder::Random),
+    ] {
+        assert_eq!(BatchOrder::parse(name), Some(order));
+        let c = EmuConfig::from_lookup(|k| {
+            (k == "MINIASYNC_DSA_EMULATE_BATCH_ORDER").then(|| name.to_string())
+        });
+        assert_eq!(c.batch_order, order);
+    }
+    assert_eq!(BatchOrder::parse("sometimes"), None);
+    for order in [BatchOrder::ElementsFirst, BatchOrder::BatchFirst] {
+        let d = dev(EmuConfig {
+            batch_order: order,
+            ..Default::default()
+        });
+        let els: Vec<CrCell> = (0..8).map(|_| CrCell::default()).collect();
+        let list: Vec<Descriptor> = els.iter().map(|e| Descriptor::noop(e.addr())).collect();
+        let cr = CrCell::default();
+        d.hold_late_records_of_next_batch(1);
+        let r = run(&d, &Descriptor::batch(list.as_ptr() as u64, 8, cr.addr()));
+        assert_eq!((r.status, r.bytes_completed), (status::SUCCESS, 8));
+        let seen = els.iter().filter(|e| e.status() != 0).count();
+        assert_eq!(
+            seen,
+            if order == BatchOrder::BatchFirst {
+                0
+            } else {
+                8
+            }
+        );
+        d.open_hold(1);
+        wait_records(&els);
+        assert!(els.iter().all(|e| e.status() == status::SUCCESS));
+        assert!(d.swerror().is_empty());
+    }
+}
+
+#[test]
+fn two_descriptors_in_the_device_naming_one_record_are_a_driver_error() {
+    let d = dev(EmuConfig {
+        stall: Stall::Manual,
+        ..Default::default()
+    });
+    let cr = CrCell::default();
+    // SAFETY: NOOPs touch only `cr`, which outlives them (waited for).
+    unsafe {
+        assert_eq!(
+            d.submit(&Descriptor::noop(cr.addr())),
+            Ok(Submitted::Accepted)
+        );
+        assert_eq!(
+            d.submit(&Descriptor::noop(cr.addr())),
+            Ok(Submitted::Accepted)
+        );
+    }
+    let e = d.swerror();
+    assert_eq!(e.shared_record, 1);
+    assert_eq!(e.first.map(|f| f.0), Some(SwErrorKind::SharedRecord));
+    d.set_stalled(false);
+    while d.outstanding() > 0 {
+        std::thread::yield_now();
+    }
+    // Once a record is written, it may be named again.
+    assert_eq!(
+        run(&d, &Descriptor::noop(cr.addr())).status,
+        status::SUCCESS
+    );
+    assert_eq!(d.swerror().shared_record, 1);
+}
+
+#[test]
+fn readback_of_cached_data_is_flagged_as_not_durable() {
+    let d = dev(EmuConfig::default());
+    let cr = CrCell::default();
+    let src = pattern(256, 9);
+    let mut dst = vec![0u8; 256];
+    let (s, t) = (src.as_ptr() as u64, dst.as_mut_ptr() as u64);
+    for (f, bad) in [
+        (flags() | flag::DRDBK, false),
+        (flags() | flag::CC, false),
+        (flags() | flag::CC | flag::DRDBK, true),
+    ] {
+        let before = d.swerror().not_durable;
+        let mv = Descriptor::memmove(t, s, 256, cr.addr(), f);
+        assert_eq!(run(&d, &mv).status, status::SUCCESS);
+        let fill = Descriptor::memfill(t, 7, 256, cr.addr(), f);
+        assert_eq!(run(&d, &fill).status, status::SUCCESS);
+        assert_eq!(
+            d.swerror().not_durable - before,
+            if bad { 2 } else { 0 },
+            "{f:#x}"
+        );
+    }
+    assert_eq!(
+        d.swerror().first.map(|f| f.0),
+        Some(SwErrorKind::NotDurable)
+    );
+}
+
+#[test]
+fn a_record_page_that_is_not_resident_still_gets_the_real_record() {
+    // DSA 2.0: the kernel resolves a completion-record fault and writes
+    // the record; user space never reads CRA_XLAT (0x1a).
+    let d = dev(EmuConfig::default());
+    let m = Untouched::new(page_size() as usize);
+    assert_eq!(
+        crate::mover::dsa::engine::fault::page_state(m.as_ptr() as u64),
+        Some(false)
+    );
+    let src = pattern(100, 4);
+    let mut dst = vec![0u8; 100];
+    let desc = Descriptor::memmove(
+        dst.as_mut_ptr() as u64,
+        src.as_ptr() as u64,
+        100,
+        m.as_ptr() as u64,
+        flags(),
+    );
+    // SAFETY: the record lies in the test's own mapping, alive until the
+    // record is seen; the buffers outlive the descriptor.
+    let cell = unsafe { CrCell::at(m.as_ptr() as u64) };
+    // SAFETY: as above.
+    assert_eq!(unsafe { d.submit(&desc) }, Ok(Submitted::Accepted));
+    // Not a byte of the page is read before the device is done with it
+    // (the count drops just before the status store).
+    while d.outstanding() > 0 {
+        std::thread::yield_now();
+    }
+    while cell.status() == 0 {
+        std::thread::yield_now();
+    }
+    assert_eq!(cell.snapshot().status, status::SUCCESS);
+    assert!(dst == src);
+    assert!(d.swerror().is_empty());
 }
 
 #[test]
 fn batches_run_elements_with_their_own_records() {
-    let d = dev(EmuConfig::default());
+    let d = dev(EmuConfig {
+        batch_order: BatchOrder::ElementsFirst,
+        ..Default::default()
+    });
     let els: Vec<CrCell> = (0..4).map(|_| CrCell::default()).collect();
     let mut buf = vec![0u8; 256];
     let b = buf.as_mut_ptr() as u64;
@@ -933,4 +1087,53 @@ fn copy_on_write_pages_after_fork_fault_on_a_device_write() {
     assert_eq!((r.status, r.bytes_completed), (0x83, 0));
     assert_eq!(r.fault_addr, buf as u64 + 8);
     assert!(d.stats().faults_write_protected >= 1);
+}
+
+/// LOSE_RATE and LATE_RATE draw for each element record of a batch too:
+/// the batch record can say every element ran while some element records
+/// never come, or come late.
+#[test]
+fn lost_and_late_records_include_batch_elements() {
+    for (lose, late) in [(0.3, 0.0), (0.0, 0.3)] {
+        let mut seen = false;
+        for seed in 1..50 {
+            let d = dev(EmuConfig {
+                lose_rate: lose,
+                late_rate: late,
+                late_us: 1000,
+                batch_order: BatchOrder::ElementsFirst,
+                seed,
+                ..Default::default()
+            });
+            let els: Vec<CrCell> = (0..16).map(|_| CrCell::default()).collect();
+            let list: Vec<Descriptor> = els.iter().map(|e| Descriptor::noop(e.addr())).collect();
+            let cr = CrCell::default();
+            let b = Descriptor::batch(list.as_ptr() as u64, 16, cr.addr());
+            // SAFETY: the list and records live until the device is dropped.
+            assert_eq!(unsafe { d.submit(&b) }, Ok(Submitted::Accepted));
+            until("finished", || d.outstanding() == 0);
+            if cr.status() != status::SUCCESS {
+                continue; // the batch record itself was lost or is late
+            }
+            let missing = els.iter().filter(|e| e.status() == 0).count();
+            if missing == 0 {
+                continue;
+            }
+            seen = true;
+            if late > 0.0 {
+                assert!(d.stats().late as usize >= missing);
+                wait_records(&els);
+                assert!(els.iter().all(|e| e.status() == status::SUCCESS));
+            } else {
+                assert!(d.stats().lost as usize >= missing);
+                drop(d);
+                assert!(els.iter().filter(|e| e.status() == 0).count() == missing);
+            }
+            break;
+        }
+        assert!(
+            seen,
+            "lose {lose}, late {late}: no element record went missing"
+        );
+    }
 }

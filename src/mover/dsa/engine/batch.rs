@@ -14,6 +14,15 @@
 //! generation + 1, FREE. Appenders reserve an index with a CAS that also
 //! counts them as writers; whoever claims the batch waits for writers to
 //! reach zero before reading the list.
+//!
+//! The batch record is the authority on its elements (DSA.md 12.3):
+//! SUCCESS or BATCH_FAIL says every element ran, BATCH_PAGE_FAULT that
+//! elements from `descs_completed` on did not and those below did; no
+//! element record is guaranteed to be visible before the batch record.
+//! Retiring a batch marks the records of the elements that did not run
+//! `SW_NOT_EXECUTED` (their owners submit them again); every other element
+//! keeps `SW_PENDING` until the device writes its own record, which its
+//! owner waits for. An element is never submitted twice.
 
 use core::cell::UnsafeCell;
 
@@ -22,7 +31,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crossbeam_queue::ArrayQueue;
 
-use super::super::hw::{status, CrCell, Descriptor, Submitted};
+use super::super::hw::{status, CrCell, CrLine, Descriptor, Submitted};
 use super::op::{tag_batch, MAX_BATCH_GEN};
 use super::Engine;
 
@@ -59,17 +68,22 @@ impl State {
     }
 }
 
-/// One batch: its descriptor list, its own completion record, and a spare
-/// record for the NOOP that pads a one-element batch to the minimum of 2.
+/// One batch: its descriptor list, and its own completion record in a
+/// cache line of its own.
 #[repr(C, align(64))]
 pub struct BatchRec {
     pub list: [UnsafeCell<Descriptor>; MAX_ELEMENTS],
-    pub cr: CrCell,
-    pub pad_cr: CrCell,
+    pub cr: CrLine,
     pub state: AtomicU64,
     /// Credit slot of the submitted batch.
     pub credit_pos: AtomicU32,
 }
+
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(BatchRec, cr) % 64 == 0);
+    assert!(offset_of!(BatchRec, state) >= offset_of!(BatchRec, cr) + 64);
+};
 
 // SAFETY: `list` entries are written only by the appender that reserved
 // the index (exclusive by the state CAS) and read only by the claimer after
@@ -80,8 +94,7 @@ impl Default for BatchRec {
     fn default() -> Self {
         BatchRec {
             list: core::array::from_fn(|_| UnsafeCell::new(Descriptor::zeroed())),
-            cr: CrCell::default(),
-            pad_cr: CrCell::default(),
+            cr: CrLine::default(),
             state: AtomicU64::new(
                 State {
                     gen: 1,
@@ -294,10 +307,9 @@ impl Batches {
     /// Retire a batch: next generation, back to the pool.
     pub fn recycle(&self, b: u32, gen: u32) {
         let rec = &self.recs[b as usize];
-        // The records are only written after a submission; a batch that is
-        // open, sealed or claimed always has zeroed ones.
+        // The record is only written after a submission; a batch that is
+        // open, sealed or claimed always has a zeroed one.
         rec.cr.clear();
-        rec.pad_cr.clear();
         // Generations double as credit-tag sequences: keep them in
         // 1..=MAX_BATCH_GEN.
         let g = if gen >= MAX_BATCH_GEN { 1 } else { gen + 1 };
@@ -309,6 +321,27 @@ impl Batches {
         };
         rec.state.store(next.encode(), Ordering::Release);
         let _ = self.free.push(b);
+    }
+
+    /// Mark the records of elements `from..` of the claimed or submitted
+    /// batch `b` as never run (`SW_PENDING` -> `SW_NOT_EXECUTED`), so that
+    /// their owners submit them again. A record the device already wrote
+    /// keeps its status.
+    fn mark_not_run(&self, b: u32, from: u64) {
+        let rec = &self.recs[b as usize];
+        let count = rec.load().count;
+        for i in from..count {
+            // SAFETY: the batch is claimed or submitted: no appender
+            // writes the list any more, and nothing does until it is
+            // recycled.
+            let cr = unsafe { (*rec.list[i as usize].get()).completion_addr };
+            // SAFETY: an element's record is the `DeviceOp` of an op in
+            // `Phase::InBatch` for this batch and generation: its owner
+            // cannot release it before the batch is recycled (after this
+            // call), and every access to it is atomic.
+            let cell = unsafe { CrCell::at(cr) };
+            cell.replace_status(status::SW_PENDING, status::SW_NOT_EXECUTED);
+        }
     }
 
     /// The descriptors appended to batch `b` so far (tests only: the
@@ -325,34 +358,35 @@ impl Batches {
 /// Submission and retirement of batches: the engine's side, with credits
 /// and the portal.
 impl Engine {
-    /// Submit batch `b` if it is still waiting and a credit is free.
-    pub(super) fn try_submit_batch(&self, b: u32, gen: u32) {
+    /// Submit batch `b` if it is still waiting and a credit is free; what
+    /// the WQ answered, if it was tried.
+    pub(super) fn try_submit_batch(&self, b: u32, gen: u32) -> Option<Submitted> {
         let rec = &self.batches.recs[b as usize];
         let st = rec.load();
         if st.gen != gen || !(st.phase == OPEN || st.phase == SEALED) || self.stopped() {
-            return;
+            return None;
         }
         // The batch record is zero here (cleared when the batch opened or
         // was recycled); clearing it now could erase the record of a
         // submission another thread just made.
         let tag = tag_batch(b, gen);
-        let Some(pos) = self.acquire(tag) else { return };
+        let pos = self.acquire(tag)?;
         let Some(count) = self.batches.claim(b, gen) else {
             self.credits.release(pos, tag);
-            return;
+            return None;
         };
         let mut n = count as u32;
         if n == 1 {
-            // The minimum batch is 2: pad with a NOOP.
-            rec.pad_cr.clear();
+            // The minimum batch is 2: pad with a NOOP that writes no
+            // record of its own.
             // SAFETY: the batch is claimed and has no writers left; index 1
             // is beyond its one element.
-            unsafe { *rec.list[1].get() = Descriptor::noop(rec.pad_cr.addr()) };
+            unsafe { *rec.list[1].get() = Descriptor::noop_without_record() };
             n = 2;
         }
-        // Element records keep SW_PENDING: the device overwrites it with
-        // a real status; one still pending after the batch is retired
-        // never ran. (Their monitor words stay non-zero meanwhile.)
+        // Element records keep SW_PENDING until the device overwrites it
+        // with a real status, or retirement marks them as never run.
+        // (Their monitor words stay non-zero meanwhile.)
         rec.credit_pos.store(pos, Ordering::Relaxed);
         self.batches.set_phase(b, gen, SUBMITTED);
         let d = Descriptor::batch(rec.list_addr(), n, rec.cr.addr());
@@ -365,17 +399,22 @@ impl Engine {
                 self.n.descriptors.fetch_add(1, Ordering::Relaxed);
                 #[cfg(test)]
                 self.n.batches.fetch_add(1, Ordering::Relaxed);
+                Some(Submitted::Accepted)
             }
             Ok(Submitted::Retry) => {
                 self.credits.release(pos, tag);
                 self.batches.set_phase(b, gen, SEALED);
+                Some(Submitted::Retry)
             }
             Err(_) => {
                 // E.g. EINVAL from write(2) for BATCH on a v1 device: stop
-                // batching; the members resubmit on their own.
+                // batching; the members, which never reached the device,
+                // resubmit on their own.
                 self.batching.store(false, Ordering::Relaxed);
                 self.credits.release(pos, tag);
+                self.batches.mark_not_run(b, 0);
                 self.batches.recycle(b, gen);
+                None
             }
         }
     }
@@ -401,17 +440,26 @@ impl Engine {
         rec.gen() != gen
     }
 
-    /// The batch record is written: recycle the batch. Elements that
-    /// never ran (list fault, batch-level error) still read SW_PENDING and
-    /// their owners resubmit them. A batch-level error other than a list
-    /// fault turns batching off.
+    /// The batch record is written: mark the elements it says did not
+    /// run, then recycle the batch. SUCCESS and BATCH_FAIL: all ran.
+    /// BATCH_PAGE_FAULT: those from `descs_completed` on did not. A
+    /// validation error of the batch descriptor: none ran. Any other
+    /// status does not say which ran, so none is marked: each waits for
+    /// its own record. A batch-level error other than a list fault turns
+    /// batching off.
     pub(super) fn retire_batch(&self, b: u32, gen: u32) {
-        let code = self.batches.recs[b as usize].cr.status() & status::MASK;
-        if !matches!(
-            code,
-            status::SUCCESS | status::BATCH_FAIL | status::BATCH_PAGE_FAULT
-        ) {
-            self.batching.store(false, Ordering::Relaxed);
+        let r = self.batches.recs[b as usize].cr.snapshot();
+        match r.code() {
+            status::SUCCESS | status::BATCH_FAIL => {}
+            status::BATCH_PAGE_FAULT => {
+                self.batches.mark_not_run(b, u64::from(r.bytes_completed));
+            }
+            c => {
+                self.batching.store(false, Ordering::Relaxed);
+                if status::is_validation_error(c) {
+                    self.batches.mark_not_run(b, 0);
+                }
+            }
         }
         self.batches.recycle(b, gen);
     }

@@ -122,6 +122,7 @@ pub fn populate(addr: u64, len: u64, write: bool) -> Result<(), Unreachable> {
 /// Make the page holding `addr` present (and writable when `write`), the
 /// way a CPU access would, without changing any byte of it; the errno
 /// when that is not possible.
+#[cfg(test)]
 pub fn resolve(addr: u64, write: bool) -> Result<(), i32> {
     populate(addr, 1, write).map_err(|u| u.errno)
 }
@@ -266,6 +267,7 @@ impl Engine {
         }
         #[cfg(test)]
         self.n.faults_resolved.fetch_add(1, Ordering::Relaxed);
+        job.counts.page_faults += 1;
         if job.progress.is_done() {
             job.phase = Phase::Done;
             return;

@@ -17,7 +17,10 @@
 //!    [`Credits`] pool (`acquire`) and the portal takes the descriptor.
 //!    With no credit free, even after a reclaim scan (`reclaim.rs`), the
 //!    record reads `SW_PENDING` and the piece joins a batch (`batch.rs`)
-//!    when the caller asked to queue, or waits for the next poll.
+//!    when the caller asked to queue, or waits for the next poll. Once the
+//!    batch's record is written, the batch record says whether the
+//!    element ran; if it did, the piece waits for its own record, which
+//!    may come later, and is never submitted again.
 //! 4. **Wait**: the record's first word ([`Engine::monitor_addr`]) stays 0
 //!    while the piece is in the device; a waiter may sleep on it.
 //! 5. **Poll** ([`Engine::poll_op`]): once the record is written, the
@@ -77,7 +80,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::sync::backoff::{Backoff, FOREVER};
 
 use super::super::hw::{
-    data_flags, flush_flags, opcode, status, CompletionRecord, CrCell, Descriptor, Submitted,
+    data_flags, flush_flags, opcode, status, CompletionRecord, CrLine, Descriptor, Submitted,
 };
 use super::fault;
 use super::{Caps, Engine, FailReason, Failure, Poll, Release, StartError};
@@ -89,14 +92,23 @@ pub use crate::mover::{Op, OpKind};
 // ---------------------------------------------------------------------------
 
 /// One operation's device state: its completion record (whose address
-/// goes into every descriptor of the operation) and its progress. It lives
-/// in the mover's op record; the engine never allocates one.
+/// goes into every descriptor of the operation), alone in its cache line,
+/// and its progress. It lives in the mover's op record; the engine never
+/// allocates one.
 #[repr(C, align(64))]
 #[derive(Default)]
 pub struct DeviceOp {
-    pub(super) cr: CrCell,
+    pub(super) cr: CrLine,
     pub(super) owned: UnsafeCell<Owned>,
 }
+
+// The device writes the record's line; the owner writes `owned`.
+const _: () = {
+    use core::mem::{align_of, offset_of};
+    assert!(align_of::<DeviceOp>() == 64);
+    assert!(offset_of!(DeviceOp, cr) == 0);
+    assert!(offset_of!(DeviceOp, owned) == 64);
+};
 
 // SAFETY: `owned` is only accessed through the engine's `*_op` methods,
 // whose contract gives one thread at a time exclusive use of a record;
@@ -131,6 +143,21 @@ pub(super) struct Job {
     /// The operation failed while a descriptor of it may still be in the
     /// device: the record is never reused.
     pub(super) quarantined: bool,
+    /// What the operation cost the device so far ([`OpCounts`]).
+    pub(super) counts: OpCounts,
+}
+
+/// What one operation met on the device, for the mover's statistics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpCounts {
+    /// Page faults the device reported (records with status 0x03).
+    pub page_faults: u32,
+    /// BATCH descriptors that polls of this operation submitted (with
+    /// its piece and the pieces of other operations).
+    pub batches: u32,
+    /// Submissions tried again: the WQ refused one (shared WQ full,
+    /// `write(2)` EAGAIN), or the batch record said the piece did not run.
+    pub retries: u32,
 }
 
 /// Polls without progress, and the clock of the current wait: started at
@@ -144,12 +171,25 @@ pub(super) struct Waiting {
 }
 
 /// Where an operation stands: its current piece waits for a credit, is in
-/// the device on its own or in a batch; or the operation has ended.
+/// the device on its own or in a batch, or its batch is retired and its
+/// own record decides; or the operation has ended.
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Phase {
     NeedSubmit,
-    InFlight { pos: u32, tag: u64 },
-    InBatch { b: u32, gen: u32 },
+    InFlight {
+        pos: u32,
+        tag: u64,
+    },
+    InBatch {
+        b: u32,
+        gen: u32,
+    },
+    /// The batch record was written. The element's record reads
+    /// `SW_NOT_EXECUTED` if the batch says it did not run, `SW_PENDING`
+    /// while the record of an element that ran is still to come (it may
+    /// follow the batch record, DSA.md 12.3), and the device's status once
+    /// written.
+    BatchRetired,
     Done,
     Failed(Failure),
 }
@@ -209,6 +249,7 @@ impl Engine {
             wait: Waiting::default(),
             quarantined: false,
             populated: (0, 0),
+            counts: OpCounts::default(),
         });
         if trivial {
             rec.cr.clear();
@@ -266,6 +307,7 @@ impl Engine {
                 }
                 Ok(Submitted::Retry) => {
                     self.credits.release(pos, tag);
+                    job.counts.retries += 1;
                 }
                 Err(e) => {
                     self.credits.release(pos, tag);
@@ -390,10 +432,27 @@ impl Engine {
                     self.complete_piece(rec, job, &r);
                 }
                 Phase::InBatch { b, gen } => {
-                    // The element's record is final only once the batch
-                    // is retired; until then it reads SW_PENDING.
+                    // The batch record is the authority: retiring the
+                    // batch marks the elements that did not run.
                     if !self.try_retire(b, gen) {
-                        self.try_submit_batch(b, gen);
+                        match self.try_submit_batch(b, gen) {
+                            Some(Submitted::Accepted) => job.counts.batches += 1,
+                            Some(Submitted::Retry) => job.counts.retries += 1,
+                            None => {}
+                        }
+                        if self.overdue(job) {
+                            continue;
+                        }
+                        return Poll::Running;
+                    }
+                    job.phase = Phase::BatchRetired;
+                }
+                Phase::BatchRetired => {
+                    // The element ran (or may have): wait for its own
+                    // record, never submit it again. A record that never
+                    // comes is the case of a descriptor in flight whose
+                    // record never comes, and takes the same bound.
+                    if rec.cr.status() == status::SW_PENDING {
                         if self.overdue(job) {
                             continue;
                         }
@@ -404,6 +463,17 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// What the operation on `rec` met on the device so far (zero for a
+    /// record not in use).
+    ///
+    /// # Safety
+    /// As for [`poll_op`](Self::poll_op).
+    pub unsafe fn op_counts(&self, rec: &DeviceOp) -> OpCounts {
+        // SAFETY: caller's contract: exclusive use of the record.
+        let owned = unsafe { &*rec.owned.get() };
+        owned.job.as_ref().map(|j| j.counts).unwrap_or_default()
     }
 
     /// Act on the written completion record of the current piece.
@@ -418,27 +488,13 @@ impl Engine {
                 };
             }
             status::PAGE_FAULT_NOBOF => self.resume_fault(rec, job, r),
-            status::SW_PENDING | status::SW_NOT_EXECUTED | status::NONE => {
-                job.phase = Phase::NeedSubmit
+            // A batch element that its batch says never ran.
+            status::SW_NOT_EXECUTED => {
+                job.counts.retries += 1;
+                job.phase = Phase::NeedSubmit;
             }
-            status::CRA_XLAT if !job.progress.op.overlaps() => {
-                // The record page faulted (DSA 2.0 reports this through the
-                // event log); the piece is idempotent, so run it again.
-                job.repeats += 1;
-                if job.repeats > self.opts.fault_retries {
-                    self.fail(
-                        rec,
-                        job,
-                        FailReason::FaultLoop {
-                            addr: rec.cr.addr(),
-                        },
-                        true,
-                    );
-                } else {
-                    let _ = fault::resolve(rec.cr.addr(), true);
-                    job.phase = Phase::NeedSubmit;
-                }
-            }
+            // Anything else, CRA_XLAT (0x1a) included (user space never
+            // sees it: the kernel writes the real record), ends the op.
             c => {
                 let partial = !status::is_validation_error(c);
                 // A refused page request or a failed translation at an

@@ -168,7 +168,9 @@ impl Engine {
         // A batch still waiting for a credit may yet be submitted, unless
         // the device stopped (nothing is submitted to it any more).
         let in_device = match job.phase {
-            Phase::InFlight { .. } => true,
+            // An element the batch record says ran, whose own record has
+            // not come: the device may still write it.
+            Phase::InFlight { .. } | Phase::BatchRetired => true,
             Phase::InBatch { .. } => why == Expiry::TimedOut || !self.queued(job.phase),
             _ => false,
         };

@@ -286,13 +286,16 @@ const _: () = {
 pub use crate::mover::Hints;
 
 /// Flags for a MEMMOVE or MEMFILL descriptor: always CRAV|RCR; CC unless
-/// the caller asked for no cache hint (and only when GENCAP bit 2 says the
-/// device has cache control for memory ops); DRDBK for durable writes only
-/// when GENCAP bit 8 says the device has destination readback. Bit 15
-/// (DSTS) is never set.
+/// the caller asked for no cache hint or a durable write (and only when
+/// GENCAP bit 2 says the device has cache control for memory ops); DRDBK
+/// for durable writes only when GENCAP bit 8 says the device has
+/// destination readback. A durable write never sets CC: CC allocates the
+/// destination in the LLC, which is outside the persistence domain on ADR
+/// platforms, so the readback would find the data there (DSA.md 12.3).
+/// Bit 15 (DSTS) is never set.
 pub fn data_flags(gen_cap: u64, hints: Hints) -> u32 {
     let mut f = flag::ALWAYS;
-    if !hints.no_cache && gen_cap & gencap::CACHE_CONTROL_MEM != 0 {
+    if !hints.no_cache && !hints.durable && gen_cap & gencap::CACHE_CONTROL_MEM != 0 {
         f |= flag::CC;
     }
     if hints.durable && gen_cap & gencap::DEST_READBACK != 0 {
@@ -303,7 +306,10 @@ pub fn data_flags(gen_cap: u64, hints: Hints) -> u32 {
 
 /// Flags for a CFLUSH descriptor: CRAV|RCR, plus CC (write back and keep
 /// the lines, like CLWB) unless the caller asked for no cache hint, when
-/// GENCAP bit 3 allows it. Without CC the lines are also invalidated.
+/// GENCAP bit 3 allows it (it varies by part: Sapphire Rapids devices
+/// report both 0x40915f0107, without it, and 0x40915f010f, with it).
+/// Without CC the lines are also invalidated. Either way the lines are
+/// written back, so a flush is durable with or without CC.
 pub fn flush_flags(gen_cap: u64, hints: Hints) -> u32 {
     let mut f = flag::ALWAYS;
     if !hints.no_cache && gen_cap & gencap::CACHE_CONTROL_CFLUSH != 0 {
@@ -403,6 +409,14 @@ impl Descriptor {
     /// NOOP: only writes a completion record.
     pub fn noop(cr: u64) -> Self {
         Self::with(opcode::NOOP, flag::ALWAYS, cr)
+    }
+
+    /// NOOP that asks for no completion record (no CRAV, no RCR): the
+    /// element that pads a one-element batch. Its result is in the batch
+    /// record; a record of its own could be written after the batch record
+    /// (DSA.md 12.3), when the batch memory may already be reused.
+    pub fn noop_without_record() -> Self {
+        Self::with(opcode::NOOP, 0, 0)
     }
 
     /// DRAIN: completes after every descriptor submitted before it.
@@ -812,6 +826,8 @@ pub mod status {
     pub const DESCLIST_ALIGN: u8 = 0x18;
     #[cfg(test)]
     pub const INT_HANDLE_INVAL: u8 = 0x19;
+    /// Reported in SWERROR, never in a record user space sees: on DSA 2.0
+    /// the kernel resolves a record fault and writes the real record.
     pub const CRA_XLAT: u8 = 0x1a;
     #[cfg(test)]
     pub const CRA_ALIGN: u8 = 0x1b;
@@ -917,6 +933,31 @@ impl CompletionRecord {
     }
 }
 
+/// A completion record alone in its 64-byte cache line. The device writes
+/// the record while the CPU writes its owner's bookkeeping; in one line
+/// they would contend, and the device's 32-byte write would be a partial
+/// line write (read-modify-write) racing the CPU's stores. Dereferences to
+/// the record.
+#[repr(C, align(64))]
+#[derive(Default)]
+pub struct CrLine {
+    cr: CrCell,
+}
+
+const _: () = {
+    assert!(size_of::<CrLine>() == 64);
+    assert!(core::mem::align_of::<CrLine>() == 64);
+    assert!(offset_of!(CrLine, cr) == 0);
+};
+
+impl core::ops::Deref for CrLine {
+    type Target = CrCell;
+
+    fn deref(&self) -> &CrCell {
+        &self.cr
+    }
+}
+
 /// A completion record as shared memory: the device (or the emulator)
 /// writes it while the engine polls it, so every field is an atomic of the
 /// hardware width. Same layout as [`CompletionRecord`].
@@ -1002,7 +1043,6 @@ impl CrCell {
 
     /// Replace the status only if it is still `old` (software marking
     /// racing with a device write).
-    #[cfg(test)]
     pub fn replace_status(&self, old: u8, new: u8) -> bool {
         self.status
             .compare_exchange(old, new, Ordering::AcqRel, Ordering::Acquire)

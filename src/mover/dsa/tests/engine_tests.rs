@@ -483,40 +483,103 @@ fn a_6_gib_copy_becomes_2_gib_descriptors_without_truncation() {
 
 #[test]
 fn descriptor_flags_follow_hints_and_gencap() {
-    for readback in [true, false] {
-        let rec = Arc::new(Recorder::default());
-        let mut cfg = EmuConfig::default().wq_config();
-        if !readback {
-            cfg.gen_cap &= !gencap::DEST_READBACK;
-        }
-        let eng = Engine::new(cfg, rec.clone(), opts());
-        assert_eq!(eng.caps().durable_by_device, readback);
-        for no_cache in [false, true] {
-            for durable in [false, true] {
-                let hints = Hints { no_cache, durable };
-                for op in [
-                    Op::copy(0x10000, 0x20000, 100, hints),
-                    Op::fill(0x10000, 3, 100, hints),
-                    Op::flush(0x10000, 100, hints),
-                ] {
-                    // SAFETY: the recorder never touches memory.
-                    let hd = unsafe { eng.start(&op, true) }.unwrap();
-                    assert_eq!(finish(&eng, hd), Poll::Done);
-                    let d = *rec.descs.lock().unwrap().last().unwrap();
-                    let f = d.flags();
-                    assert_eq!(f & (flag::CRAV | flag::RCR), flag::CRAV | flag::RCR);
-                    assert_eq!(f & flag::DSTS, 0, "bit 15 is never used for durability");
-                    let is_flush = d.opcode() == opcode::CFLUSH;
-                    // Default GENCAP has CC for memory ops but not CFLUSH.
-                    assert_eq!(f & flag::CC != 0, !no_cache && !is_flush, "{op:?}");
-                    assert_eq!(
-                        f & flag::DRDBK != 0,
-                        durable && readback && !is_flush,
-                        "{op:?}"
-                    );
-                    assert_eq!(d.pasid_priv, 0);
+    // Both GENCAP values seen on Sapphire Rapids (DSA.md 12.3): without and
+    // with cache control for CFLUSH (bit 3); each with and without
+    // destination readback (bit 8).
+    for base in [
+        DEFAULT_GENCAP,
+        DEFAULT_GENCAP | gencap::CACHE_CONTROL_CFLUSH,
+    ] {
+        for readback in [true, false] {
+            let rec = Arc::new(Recorder::default());
+            let mut cfg = EmuConfig::default().wq_config();
+            cfg.gen_cap = base;
+            if !readback {
+                cfg.gen_cap &= !gencap::DEST_READBACK;
+            }
+            let cc_flush = base & gencap::CACHE_CONTROL_CFLUSH != 0;
+            let eng = Engine::new(cfg, rec.clone(), opts());
+            assert_eq!(eng.caps().durable_by_device, readback);
+            for no_cache in [false, true] {
+                for durable in [false, true] {
+                    let hints = Hints { no_cache, durable };
+                    for op in [
+                        Op::copy(0x10000, 0x20000, 100, hints),
+                        Op::fill(0x10000, 3, 100, hints),
+                        Op::flush(0x10000, 100, hints),
+                    ] {
+                        // SAFETY: the recorder never touches memory.
+                        let hd = unsafe { eng.start(&op, true) }.unwrap();
+                        assert_eq!(finish(&eng, hd), Poll::Done);
+                        let d = *rec.descs.lock().unwrap().last().unwrap();
+                        let f = d.flags();
+                        assert_eq!(f & (flag::CRAV | flag::RCR), flag::CRAV | flag::RCR);
+                        assert_eq!(f & flag::DSTS, 0, "bit 15 is never used for durability");
+                        let is_flush = d.opcode() == opcode::CFLUSH;
+                        // Cache control keeps a durable write in the LLC,
+                        // outside the persistence domain: never for those.
+                        // A flush writes back either way.
+                        let cc = if is_flush {
+                            !no_cache && cc_flush
+                        } else {
+                            !no_cache && !durable
+                        };
+                        assert_eq!(f & flag::CC != 0, cc, "{op:?} {base:#x}");
+                        assert_eq!(
+                            f & flag::DRDBK != 0,
+                            durable && readback && !is_flush,
+                            "{op:?}"
+                        );
+                        assert_eq!(d.pasid_priv, 0);
+                    }
                 }
             }
+        }
+    }
+}
+
+/// Durable writes on the emulated device, which flags a readback of data
+/// that cache control left in the LLC: none, for every hint, both Sapphire
+/// Rapids GENCAP values, with and without readback; and the emulator
+/// accepts every descriptor (CC on CFLUSH only where GENCAP bit 3 allows).
+#[test]
+fn durable_writes_reach_the_persistence_domain_on_every_gencap() {
+    for base in [
+        DEFAULT_GENCAP,
+        DEFAULT_GENCAP | gencap::CACHE_CONTROL_CFLUSH,
+    ] {
+        for gen_cap in [base, base & !gencap::DEST_READBACK] {
+            let (dev, eng) = rig(
+                EmuConfig {
+                    gen_cap,
+                    ..Default::default()
+                },
+                opts(),
+            );
+            let src = pattern(8192, 6);
+            let mut dst = vec![0u8; 8192];
+            for no_cache in [false, true] {
+                for durable in [false, true] {
+                    let hints = Hints { no_cache, durable };
+                    let (d, s) = (dst.as_mut_ptr() as usize, src.as_ptr() as usize);
+                    for op in [
+                        Op::copy(d, s, 8192, hints),
+                        Op::fill(d, 0x42, 8192, hints),
+                        Op::flush(d, 8192, hints),
+                    ] {
+                        // SAFETY: buffers outlive the op.
+                        let hd = unsafe { eng.start(&op, true) }.unwrap();
+                        assert_eq!(finish(&eng, hd), Poll::Done, "{op:?} {gen_cap:#x}");
+                    }
+                }
+            }
+            assert!(dst.iter().all(|&b| b == 0x42));
+            assert_eq!(dev.stats().validation_errors, 0, "{gen_cap:#x}");
+            assert!(
+                dev.swerror().is_empty(),
+                "{gen_cap:#x}: {:?}",
+                dev.swerror()
+            );
         }
     }
 }

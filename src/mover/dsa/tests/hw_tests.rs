@@ -58,15 +58,21 @@ fn flag_policy_follows_gencap() {
         flag::CRAV | flag::RCR | flag::CC
     );
     assert_eq!(data_flags(all, h(true, false)), flag::CRAV | flag::RCR);
+    // Durable: readback, and never cache control (it would keep the data
+    // in the LLC, outside the persistence domain).
     assert_eq!(
         data_flags(all, h(false, true)),
-        flag::CRAV | flag::RCR | flag::CC | flag::DRDBK
+        flag::CRAV | flag::RCR | flag::DRDBK
+    );
+    assert_eq!(
+        data_flags(all, h(true, true)),
+        flag::CRAV | flag::RCR | flag::DRDBK
     );
     // No readback capability: durability is left to the CPU, bit 15 is
     // never used as a substitute.
     assert_eq!(
         data_flags(gencap::CACHE_CONTROL_MEM, h(false, true)),
-        flag::CRAV | flag::RCR | flag::CC
+        flag::CRAV | flag::RCR
     );
     assert_eq!(data_flags(0, h(false, true)), flag::CRAV | flag::RCR);
     for g in [0, all, u64::MAX] {
@@ -83,6 +89,17 @@ fn flag_policy_follows_gencap() {
         flush_flags(gencap::CACHE_CONTROL_MEM, h(false, false)),
         flag::ALWAYS
     );
+    // The two Sapphire Rapids values differ in bit 3 only.
+    assert_eq!(flush_flags(0x40_915f_0107, h(false, true)), flag::ALWAYS);
+    assert_eq!(
+        flush_flags(0x40_915f_010f, h(false, true)),
+        flag::ALWAYS | flag::CC
+    );
+    for g in [0x40_915f_0107u64, 0x40_915f_010f] {
+        assert_eq!(flush_flags(g, h(false, true)) & flag::DRDBK, 0);
+        assert_eq!(data_flags(g, h(false, true)), flag::ALWAYS | flag::DRDBK);
+        assert_eq!(data_flags(g, h(false, false)), flag::ALWAYS | flag::CC);
+    }
 }
 
 #[test]
@@ -138,6 +155,35 @@ fn flag_and_opcode_values_match_dsa_md() {
 }
 
 // Completion records.
+
+#[test]
+fn completion_records_own_their_cache_line() {
+    use crate::mover::dsa::engine::batch::BatchRec;
+    use crate::mover::dsa::engine::DeviceOp;
+    use crate::mover::dsa::hw::CrLine;
+    // The record the device writes, 32-byte aligned, alone in 64 bytes
+    // (DeviceOp's and BatchRec's field offsets are pinned at compile time
+    // next to their definitions).
+    assert_eq!(core::mem::size_of::<CrLine>(), 64);
+    assert_eq!(core::mem::align_of::<CrLine>(), 64);
+    let line = CrLine::default();
+    assert_eq!(line.addr(), &line as *const CrLine as u64);
+    let op = Box::new(DeviceOp::default());
+    let start = &*op as *const DeviceOp as u64;
+    assert_eq!(start % 64, 0);
+    assert!(
+        core::mem::size_of::<DeviceOp>() > 64,
+        "bookkeeping after the line"
+    );
+    let b = Box::new(BatchRec::default());
+    assert_eq!(b.cr.addr() % 64, 0);
+    assert_eq!(
+        b.cr.addr() - b.list_addr(),
+        64 * 64,
+        "the record follows the list"
+    );
+    assert!(core::ptr::from_ref(&b.state) as u64 >= b.cr.addr() + 64);
+}
 
 #[test]
 fn publish_and_snapshot_round_trip() {

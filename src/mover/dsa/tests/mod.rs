@@ -3,6 +3,7 @@
 //! and credits. (Discovery's tests, `discovery_tests.rs`, are included by
 //! `hw/discovery.rs` itself.)
 
+mod batch_tests;
 mod credits_tests;
 mod engine_tests;
 mod fault_report_tests;

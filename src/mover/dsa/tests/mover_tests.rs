@@ -254,6 +254,50 @@ fn device_path_sets_the_poller_and_moves_the_data() {
     }
 }
 
+/// A durable write is durable at completion: made so by the device
+/// (destination readback, without cache control) when GENCAP bit 8 says
+/// it can, otherwise written back from the CPU before the future
+/// completes. The emulator flags a readback of data left in the cache.
+#[test]
+fn durable_writes_are_written_back_by_the_cpu_unless_the_device_reads_back() {
+    for readback in [true, false] {
+        let gen_cap = if readback {
+            DEFAULT_GENCAP
+        } else {
+            DEFAULT_GENCAP & !gencap::DEST_READBACK
+        };
+        let cfg = EmuConfig {
+            gen_cap,
+            max_transfer_size: 4096,
+            ..Default::default()
+        };
+        let (dev, m) = mover(Path::Hardware, Some(cfg), 0);
+        let dev = dev.unwrap();
+        let n = 50_000;
+        let src = pattern(n, 7);
+        let mut dst = vec![0u8; n];
+        for flags in 0..4u64 {
+            WRITTEN_BACK.with(|w| w.borrow_mut().clear());
+            let op = copy(MEMCPY, dst.as_mut_ptr(), src.as_ptr(), n, flags);
+            assert_eq!(run(&m, &op), (OK, NOTIFIER_POLLER, true));
+            assert!(dst == src);
+            let durable = flags & 1 != 0;
+            let want = if durable && !readback {
+                vec![(dst.as_ptr() as usize, n)]
+            } else {
+                Vec::new()
+            };
+            assert_eq!(
+                WRITTEN_BACK.with(|w| w.borrow().clone()),
+                want,
+                "readback {readback}, flags {flags}"
+            );
+            dst.fill(0);
+        }
+        assert!(dev.swerror().is_empty(), "{:?}", dev.swerror());
+    }
+}
+
 #[test]
 fn device_errors_finish_on_the_cpu_in_auto_and_fail_in_hardware() {
     for (path, want) in [(Path::Auto, OK), (Path::Hardware, CORRUPTED)] {
@@ -454,4 +498,36 @@ fn deleting_a_mover_with_device_operations_in_flight_waits_for_the_device() {
         dst.iter().all(|&b| b == 7),
         "every abandoned operation ran to its end"
     );
+}
+
+/// The mover's statistics add up what its operations met on the device:
+/// every page fault the engine resolved for them is counted once.
+#[test]
+fn page_faults_of_device_operations_are_counted_once() {
+    use crate::mover::stats::Counter;
+    let (dev, eng) = rig(
+        EmuConfig {
+            fault_rate: 0.5,
+            max_transfer_size: 8192,
+            seed: 5,
+            ..Default::default()
+        },
+        EngineOptions::default(),
+    );
+    let eng = Arc::new(eng);
+    let m = DsaMover::new(blank_vdm(), Path::Hardware, Ok(eng.clone()), 0).unwrap();
+    let src = pattern(40_000, 9);
+    let mut dst = vec![0u8; 40_000];
+    for _ in 0..20 {
+        let r = run(&m, &copy(MEMCPY, dst.as_mut_ptr(), src.as_ptr(), 40_000, 0));
+        assert_eq!(r.0, OK);
+        assert!(dst == src);
+        dst.fill(0);
+    }
+    let s = m.stats.snapshot();
+    let faults = s.get(Counter::PageFaults);
+    assert!(faults > 0);
+    assert_eq!(faults, eng.stats().faults_resolved);
+    assert!(dev.stats().accepted > 20);
+    assert_eq!(s.get(Counter::Batches), 0, "one at a time: no batch");
 }
