@@ -445,7 +445,9 @@ impl Engine {
                         }
                         return Poll::Running;
                     }
+                    // Retirement is progress: the element's own wait starts.
                     job.phase = Phase::BatchRetired;
+                    job.wait = Waiting::default();
                 }
                 Phase::BatchRetired => {
                     // The element ran (or may have): wait for its own
